@@ -1,0 +1,120 @@
+# The recommender stack: `make up`, `make down`, `make test`. Run `make help` for the rest.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+RUN := .run
+HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+SERVE_PORT ?= 5001
+GATEWAY_PORT ?= 8000
+MODEL_NAME ?= movie-recommender
+BUILD_EXPERIMENT ?= movie-recommender-builds
+TRACKING_URI := http://$(HOST):$(MLFLOW_PORT)
+
+# `mlflow models serve` execs uvicorn through bash: the venv's bin/ must be on PATH.
+export PATH := $(BIN):$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
+
+# Shell helpers shared by the recipes: processes are started in their own session (PID = process group id),
+# recorded in $(RUN)/NAME.pid, and stopped by signalling that group: nothing else is touched.
+define LIB
+running() { [[ -f $(RUN)/$$1.pid ]] && kill -0 "$$(cat $(RUN)/$$1.pid)" 2>/dev/null; }
+start() {
+  local name=$$1; shift
+  if running "$$name"; then echo "$$name: already running (pid $$(cat $(RUN)/$$name.pid)), reused"; return; fi
+  setsid "$$@" > $(RUN)/$$name.log 2>&1 < /dev/null &
+  echo $$! > $(RUN)/$$name.pid
+  echo "$$name: started (pid $$!, log $(RUN)/$$name.log)"
+}
+wait_http() {
+  local name=$$1 url=$$2 tries=$${3:-180}
+  for ((i = 0; i < tries; i++)); do
+    curl -fsS -o /dev/null "$$url" 2>/dev/null && return 0
+    if ! running "$$name"; then echo "$$name exited; end of $(RUN)/$$name.log:"; tail -n 30 $(RUN)/$$name.log; return 1; fi
+    sleep 1
+  done
+  echo "$$name did not answer $$url in $$tries s; end of $(RUN)/$$name.log:"; tail -n 30 $(RUN)/$$name.log; return 1
+}
+stop() {
+  local name=$$1 pid
+  if ! running "$$name"; then rm -f $(RUN)/$$name.pid; echo "$$name: not running"; return; fi
+  pid=$$(cat $(RUN)/$$name.pid)
+  kill -TERM -- "-$$pid" 2>/dev/null || kill -TERM "$$pid"
+  for ((i = 0; i < 100; i++)); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$$pid" 2>/dev/null && kill -KILL -- "-$$pid" 2>/dev/null || true
+  rm -f $(RUN)/$$name.pid
+  echo "$$name: stopped (pid $$pid)"
+}
+endef
+
+.PHONY: help venv up down build promote test lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## create .venv and install the pinned requirements (torch first)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and exactly: this spec takes the local CPU wheel; anything else pulls a multi-GB CUDA build.
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+up: venv ## start MLflow, build the model if there is no champion, serve it, start the gateway
+	@$(LIB)
+	mkdir -p $(RUN)
+	start mlflow $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
+	  --host $(HOST) --port $(MLFLOW_PORT) --workers 1
+	wait_http mlflow $(TRACKING_URI)/health
+	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
+	status=0; version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME) 2>/dev/null) || status=$$?
+	if [[ $$status -eq 1 ]]; then
+	  echo "no $(MODEL_NAME)@champion yet: building it (full catalog, a few minutes on CPU)"
+	  $(BIN)/mlflow run . -e build --env-manager local --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME)
+	  version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME))
+	elif [[ $$status -ne 0 ]]; then
+	  echo "cannot ask the registry at $(TRACKING_URI) for $(MODEL_NAME)@champion"; exit 1
+	else
+	  echo "$(MODEL_NAME)@champion is version $$version: reused, not rebuilt"
+	fi
+	start serve $(BIN)/mlflow models serve -m models:/$(MODEL_NAME)@champion --env-manager local \
+	  --host $(HOST) --port $(SERVE_PORT) --workers 1
+	wait_http serve http://$(HOST):$(SERVE_PORT)/ping
+	GATEWAY_HOST=$(HOST) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_SCORING_URL=http://$(HOST):$(SERVE_PORT) \
+	GATEWAY_TRACKING_URI=$(TRACKING_URI) start gateway $(BIN)/python -m gateway
+	wait_http gateway http://$(HOST):$(GATEWAY_PORT)/health
+	echo
+	echo "  MLflow UI and registry  $(TRACKING_URI)"
+	echo "  scoring server          http://$(HOST):$(SERVE_PORT)/invocations  ($(MODEL_NAME)@champion = version $$version)"
+	echo "  gateway                 http://$(HOST):$(GATEWAY_PORT)  (OpenAPI: http://$(HOST):$(GATEWAY_PORT)/docs)"
+	echo
+	echo "  try:  curl -s -X POST $(HOST):$(GATEWAY_PORT)/movies/recommendations/ -H 'content-type: application/json' -d '{\"title\": \"The Matrix\", \"top_n\": 5}'"
+	echo "  stop: make down"
+
+down: ## stop what `make up` started (by PID file)
+	@$(LIB)
+	stop gateway
+	stop serve
+	stop mlflow
+
+build: venv ## build and register a new version (challenger) on the running tracking server
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e build --env-manager local \
+	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME)
+
+promote: venv ## point champion at VERSION (default: the challenger)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e promote --env-manager local \
+	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P version=$(VERSION)
+
+test: venv ## run every test, integration included
+	$(BIN)/python -m pytest
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

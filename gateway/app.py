@@ -1,0 +1,57 @@
+"""The FastAPI application factory: one pooled HTTP client, one request logger, routes and error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from gateway.errors import install_error_handlers
+from gateway.request_log import RequestLogger
+from gateway.routes import router
+from gateway.scoring import ScoringClient
+from gateway.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
+        limits = httpx.Limits(
+            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+        )
+        async with httpx.AsyncClient(base_url=settings.scoring_url, timeout=timeout, limits=limits) as client:
+            app.state.settings = settings
+            app.state.scoring = ScoringClient(client, settings.tracking_uri)
+            app.state.request_log = RequestLogger(
+                settings.tracking_uri,
+                settings.experiment,
+                queue_size=settings.log_queue_size,
+                timeout_s=settings.tracking_timeout_s,
+                backoff_s=settings.retry_backoff_s,
+                enabled=settings.request_log,
+            )
+            app.state.request_log.start()
+            await app.state.scoring.refresh_identity()
+            logger.info("gateway ready: scoring %s, model %s", settings.scoring_url, app.state.scoring.identity)
+            try:
+                yield
+            finally:
+                app.state.request_log.stop()
+
+    app = FastAPI(
+        title="Movie recommender gateway",
+        summary="Films similar to a title, from the movie-recommender model served by MLflow.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

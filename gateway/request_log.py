@@ -1,0 +1,210 @@
+"""The request log: one MLflow run per recommendation request, written off the request path.
+
+`submit` only enqueues (never blocks, never raises). One background thread writes each record with `MlflowClient`
+and explicit run ids (the fluent API would share one active run across concurrent requests). When tracking is down
+the record is retried with backoff until it is written, so nothing is lost while the queue has room; a record that
+finds the queue full, or is still queued when the gateway stops, is counted as lost, logged and shown in /health.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+_STAGES = ("create", "log", "finish")
+
+
+@dataclass
+class RequestRecord:
+    """What one request leaves in MLflow: params title/top_n(/year), metrics n_returned/latency_ms, tags."""
+
+    title: str
+    top_n: int
+    year: int | None
+    status: str
+    http_status: int
+    n_returned: int
+    latency_ms: float
+    model_version: str | None
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    run_id: str | None = None  # set once the run exists: a retry continues it rather than making a second run
+    stage: int = 0  # index into _STAGES of the next step to do
+
+
+class RequestLogger:
+    """Bounded queue plus one writer thread; counts what it wrote and what it had to drop."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        queue_size: int = 10_000,
+        timeout_s: float = 5.0,
+        backoff_s: float = 1.0,
+        enabled: bool = True,
+    ) -> None:
+        self.enabled = enabled
+        self._tracking_uri = tracking_uri
+        self._experiment = experiment
+        self._timeout_s = timeout_s
+        self._backoff_s = backoff_s
+        self._queue: queue.Queue[RequestRecord] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._in_flight = 0
+        self.written = 0
+        self.lost = 0
+        self.tracking_reachable: bool | None = None
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        if not self.enabled or self._thread is not None:
+            return
+        # MLflow's REST client retries for minutes by default; the writer has its own backoff and must notice
+        # an outage quickly. Explicit environment settings still win.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self._timeout_s))))
+        self._client = MlflowClient(self._tracking_uri)
+        self._thread = threading.Thread(target=self._work, name="request-log", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Write what is queued for up to `drain_timeout_s`, then count the rest as lost."""
+        if self._thread is None:
+            return
+        deadline = time.monotonic() + drain_timeout_s
+        while self.pending and time.monotonic() < deadline and self.tracking_reachable is not False:
+            time.sleep(0.05)
+        self._stop.set()
+        self._thread.join(timeout=max(0.1, deadline - time.monotonic()) + self._timeout_s)
+        # The record in flight, if any, is settled by the writer itself (written, or counted lost on stop).
+        dropped = self._queue.qsize()
+        if dropped:
+            self._count_lost(dropped)
+            logger.error("request log: %d record(s) still queued at shutdown were lost", dropped)
+        self._thread = None
+
+    def submit(self, record: RequestRecord) -> None:
+        """Enqueue a record for writing; never blocks the request."""
+        if not self.enabled:
+            return
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._count_lost(1)
+            if self.lost in (1, 10, 100) or self.lost % 1000 == 0:
+                logger.error("request log queue is full: %d request log(s) lost so far", self.lost)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize() + self._in_flight
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "queued": self.pending,
+            "written": self.written,
+            "lost": self.lost,
+            "tracking_reachable": self.tracking_reachable,
+            "last_error": self.last_error,
+        }
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                record = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._in_flight = 1
+            try:
+                self._write_until_done(record)
+            finally:
+                self._in_flight = 0
+
+    def _write_until_done(self, record: RequestRecord) -> None:
+        delay = self._backoff_s
+        while True:
+            try:
+                self._write(record)
+            except Exception as error:  # noqa: BLE001 - any tracking failure is retried, never raised
+                if self.tracking_reachable is not False:
+                    logger.warning("request log: tracking unavailable (%s); retrying with backoff", error)
+                self.tracking_reachable = False
+                self.last_error = f"{type(error).__name__}: {str(error)[:300]}"
+                if self._stop.wait(delay):
+                    self._count_lost(1)
+                    return
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                continue
+            if self.tracking_reachable is False:
+                logger.info("request log: tracking is back")
+            self.tracking_reachable = True
+            with self._lock:
+                self.written += 1
+            return
+
+    def _write(self, record: RequestRecord) -> None:
+        client = self._client
+        assert client is not None
+        if record.stage == 0:
+            run = client.create_run(
+                self._ensure_experiment(),
+                start_time=record.started_ms,
+                tags={"status": record.status, "http_status": str(record.http_status)},
+                run_name="recommendation",
+            )
+            record.run_id, record.stage = run.info.run_id, 1
+        if record.stage == 1:
+            client.log_batch(record.run_id, metrics=_metrics(record), params=_params(record), tags=_tags(record))
+            record.stage = 2
+        client.set_terminated(record.run_id, "FINISHED", end_time=record.started_ms + int(record.latency_ms))
+        record.stage = 3
+
+    def _ensure_experiment(self) -> str:
+        if self._experiment_id is None:
+            client = self._client
+            assert client is not None
+            found = client.get_experiment_by_name(self._experiment)
+            if found is None:
+                try:
+                    self._experiment_id = client.create_experiment(self._experiment)
+                except MlflowException:  # created concurrently by another gateway
+                    self._experiment_id = client.get_experiment_by_name(self._experiment).experiment_id
+            else:
+                self._experiment_id = found.experiment_id
+        return self._experiment_id
+
+    def _count_lost(self, count: int) -> None:
+        with self._lock:
+            self.lost += count
+
+
+def _params(record: RequestRecord) -> list[Param]:
+    params = [Param("title", record.title), Param("top_n", str(record.top_n))]
+    if record.year is not None:
+        params.append(Param("year", str(record.year)))
+    return params
+
+
+def _metrics(record: RequestRecord) -> list[Metric]:
+    at = record.started_ms
+    return [Metric("n_returned", record.n_returned, at, 0), Metric("latency_ms", round(record.latency_ms, 3), at, 0)]
+
+
+def _tags(record: RequestRecord) -> list[RunTag]:
+    return [RunTag("model_version", record.model_version or "unknown")]

@@ -1,0 +1,28 @@
+"""Gateway settings, from `GATEWAY_*` environment variables (or a `.env` file; see `.env.example`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the gateway listens, what it talks to, and how long it waits."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    scoring_url: str = Field("http://127.0.0.1:5001", description="base URL of `mlflow models serve`")
+    connect_timeout_s: float = Field(1.0, gt=0, description="give up connecting to the scoring server after this")
+    timeout_s: float = Field(10.0, gt=0, description="give up waiting for a prediction after this (then 504)")
+    max_connections: int = Field(64, ge=1, description="pooled connections to the scoring server")
+
+    tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server for request logs")
+    experiment: str = Field("movie-recommendations", description="experiment that receives one run per request")
+    request_log: bool = Field(True, description="log each request as an MLflow run")
+    log_queue_size: int = Field(10_000, ge=1, description="request logs held while tracking is slow or down")
+    tracking_timeout_s: float = Field(5.0, gt=0, description="per-call timeout of the request logger")
+    retry_backoff_s: float = Field(1.0, gt=0, description="first wait before retrying a failed request log")
+
+    log_level: str = "INFO"

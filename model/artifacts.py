@@ -1,0 +1,55 @@
+"""The model's artifacts on disk: names, layout, writing and reading.
+
+| artifact         | content                                                                  |
+| ---------------- | ------------------------------------------------------------------------ |
+| `encoder/`       | the SentenceTransformer, saved whole (weights, tokenizer, pooling)       |
+| `index.faiss`    | FAISS `IndexIDMap2(IndexFlatIP)`: one normalised vector per catalog id   |
+| `movies.parquet` | the catalog (catalog.COLUMNS), cast ranked by catalog frequency          |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from model.catalog import LIST_COLUMNS
+from model.index import load_index, save_index
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+ENCODER = "encoder"
+INDEX = "index"
+MOVIES = "movies"
+FILES = {ENCODER: "encoder", INDEX: "index.faiss", MOVIES: "movies.parquet"}
+
+
+def save_artifacts(
+    folder: str | Path, encoder: SentenceTransformer, index: faiss.Index, movies: pd.DataFrame
+) -> dict[str, str]:
+    """Write the three artifacts under `folder`; returns {artifact name: path} for `mlflow.pyfunc.log_model`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: str(folder / file) for name, file in FILES.items()}
+    encoder.save(paths[ENCODER])
+    save_index(index, paths[INDEX])
+    movies.to_parquet(paths[MOVIES], index=False)
+    return paths
+
+
+def read_movies(path: str | Path) -> pd.DataFrame:
+    """The catalog as written by `save_artifacts`, list columns as Python lists."""
+    movies = pd.read_parquet(path)
+    for column in LIST_COLUMNS:
+        movies[column] = [list(value) if isinstance(value, (list, np.ndarray)) else [] for value in movies[column]]
+    return movies
+
+
+def read_artifacts(paths: Mapping[str, str]) -> tuple[pd.DataFrame, faiss.IndexIDMap2, str]:
+    """(movies, index, encoder folder) from the paths MLflow hands to `load_context`."""
+    return read_movies(paths[MOVIES]), load_index(paths[INDEX]), paths[ENCODER]

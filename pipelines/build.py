@@ -1,0 +1,220 @@
+"""MLproject entry point `build`: catalog → movie text → vectors → FAISS index → one registered pyfunc model.
+
+    mlflow run . -e build --env-manager local [-P catalog=films.csv] [-P limit=500] [-P model_name=movie-recommender]
+
+The run logs its parameters, catalog statistics (including rows skipped for an empty title), encoding figures and
+a table of sample recommendations. The model version gets alias `challenger`; the first version also `champion`.
+A bad catalog fails the run before anything is registered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+import model
+from model.artifacts import save_artifacts
+from model.catalog import CatalogError, limit_catalog, load_catalog
+from model.encoder import ENCODER_NAME, MAX_TOKENS, encode, load_encoder, pick_device, token_counts
+from model.engine import Recommender
+from model.index import build_index
+from model.schema import INPUT_EXAMPLE, Query, model_signature
+from model.text import TextConfig, movie_texts, rank_cast
+from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
+
+logger = logging.getLogger(__name__)
+
+MODEL_PACKAGE = Path(model.__file__).parent
+RECOMMENDER_CODE = MODEL_PACKAGE / "recommender.py"
+# What the served model imports; versions are pinned to the build environment's so serving matches it.
+SERVING_PACKAGES = (
+    "mlflow",
+    "torch",
+    "sentence-transformers",
+    "transformers",
+    "faiss-cpu",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "rapidfuzz",
+)
+SAMPLE_TITLES = ("The Matrix", "Toy Story", "The Godfather", "Heat", "Amélie")
+SAMPLE_TOP_N = 5
+DEFAULT_CATALOG = "default"  # movies.db from bokeh-sampledata
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides what a build produces; logged as the run's parameters."""
+
+    catalog: str = DEFAULT_CATALOG
+    limit: int = 0
+    model_name: str = MODEL_NAME
+    batch_size: int = 64
+    device: str = ""  # empty: CUDA when present, else CPU
+    text: TextConfig = field(default_factory=TextConfig)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    run_id: str
+    model_uri: str
+    version: str
+    n_films: int
+
+
+def build(config: BuildConfig) -> BuildResult:
+    """Build, log and register one model version; returns where it went."""
+    with mlflow.start_run(run_name="build") as run:
+        # `mlflow run` has already logged the entry point's parameters under their own names; add the rest.
+        logged = run.data.params
+        mlflow.log_params({key: value for key, value in _params(config).items() if key not in logged})
+        loaded = load_catalog(_catalog_path(config.catalog))
+        mlflow.log_metrics({"rows_read": loaded.rows_read, "rows_skipped_empty_title": loaded.skipped_empty_title})
+        movies = loaded.movies.assign(cast=rank_cast(loaded.movies["cast"].tolist()))
+        movies = limit_catalog(movies, config.limit)
+        mlflow.log_metrics({f"catalog_{name}": value for name, value in _finite(loaded.stats).items()})
+        mlflow.log_metric("n_films", len(movies))
+        mlflow.set_tag("catalog_source", loaded.source)
+
+        device = config.device or pick_device()
+        encoder = load_encoder(device=device)
+        texts = movie_texts(movies, config.text)
+        vectors = _encode_logged(encoder, texts, config.batch_size, device)
+        index = build_index(vectors, movies["id"].to_numpy())
+        recommender = Recommender(movies, index)
+        _log_samples(recommender)
+
+        with tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder:
+            artifacts = save_artifacts(folder, encoder, index, movies)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(RECOMMENDER_CODE),
+                code_paths=[str(MODEL_PACKAGE)],
+                artifacts=artifacts,
+                signature=model_signature(),
+                input_example=(INPUT_EXAMPLE, {"mode": "recommend"}),
+                pip_requirements=serving_requirements(),
+                model_config=_model_config(config, run.info.run_id, loaded.source, len(movies)),
+                registered_model_name=config.model_name,
+            )
+        version = str(info.registered_model_version)
+        _set_aliases(config.model_name, version, run.info.run_id, loaded.source, len(movies))
+        logger.info("registered %s version %s from run %s", config.model_name, version, run.info.run_id)
+        return BuildResult(run.info.run_id, info.model_uri, version, len(movies))
+
+
+def serving_requirements() -> list[str]:
+    """pip requirements of the served model, pinned to this environment (local build tags like +cpu dropped)."""
+    return [f"{name}=={installed_version(name).split('+')[0]}" for name in SERVING_PACKAGES]
+
+
+def _encode_logged(encoder: Any, texts: list[str], batch_size: int, device: str) -> Any:
+    tokens = token_counts(encoder, texts)
+    mlflow.log_metrics({"text_tokens_max": int(tokens.max()), "texts_over_window": int((tokens > MAX_TOKENS).sum())})
+    started = time.perf_counter()
+    vectors = encode(encoder, texts, batch_size=batch_size, progress=True)
+    seconds = time.perf_counter() - started
+    mlflow.log_metrics({"encode_seconds": round(seconds, 3), "encode_films_per_second": len(texts) / seconds})
+    mlflow.set_tag("encode_device", device)
+    mlflow.log_text("\n".join(texts[:50]), "movie_text_sample.txt")
+    return vectors
+
+
+def _log_samples(recommender: Recommender) -> None:
+    """Recommendations for well-known titles (or the most reviewed films), as a table on the build run."""
+    present = [t for t in SAMPLE_TITLES if recommender.resolver.lookup(t)]
+    if len(present) < 3:
+        top = recommender.movies.sort_values("reviews", ascending=False)["title"].head(5 - len(present))
+        present += top.tolist()
+    rows = []
+    results = recommender.recommend([Query(title=title, top_n=SAMPLE_TOP_N) for title in present])
+    for title, result in zip(present, results, strict=False):
+        for rank, film in enumerate(result["recommendations"], start=1):
+            rows.append(
+                {"query": title, "rank": rank, "title": film["title"], "year": film["year"], "score": film["score"]}
+            )
+    mlflow.log_table(pd.DataFrame(rows), "sample_recommendations.json")
+
+
+def _set_aliases(model_name: str, version: str, run_id: str, source: str, n_films: int) -> None:
+    client = MlflowClient()
+    for key, value in {"build_run_id": run_id, "catalog_source": source, "n_films": str(n_films)}.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    if alias_version(model_name, CHAMPION, client) is None:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+        logger.info("%s had no champion: version %s is champion", model_name, version)
+
+
+def _model_config(config: BuildConfig, run_id: str, source: str, n_films: int) -> dict[str, Any]:
+    return {
+        "model_name": config.model_name,
+        "build_run_id": run_id,
+        "catalog_source": source,
+        "catalog_films": n_films,
+        "encoder": ENCODER_NAME,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _params(config: BuildConfig) -> dict[str, Any]:
+    flat = {key: value for key, value in asdict(config).items() if key != "text"}
+    flat.update({f"text_{key}": value for key, value in asdict(config.text).items()})
+    flat["encoder"] = ENCODER_NAME
+    return flat
+
+
+def _catalog_path(catalog: str) -> str | None:
+    return None if catalog.strip() in ("", DEFAULT_CATALOG) else catalog
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    return {key: value for key, value in values.items() if value == value}  # drops NaN
+
+
+def parse_args(argv: list[str] | None = None) -> BuildConfig:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.build", description=__doc__.split("\n")[0])
+    parser.add_argument("--catalog", default=DEFAULT_CATALOG, help="CSV/Parquet/movies.db path, or 'default'")
+    parser.add_argument("--limit", type=float, default=0, help="keep the N most reviewed films (0: all)")
+    parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="", help="cpu or cuda; empty picks CUDA when present")
+    parser.add_argument("--cast-per-film", type=float, default=TextConfig.cast_per_film)
+    args = parser.parse_args(argv)
+    return BuildConfig(
+        catalog=args.catalog,
+        limit=int(args.limit),
+        model_name=args.model_name,
+        batch_size=args.batch_size,
+        device=args.device,
+        text=TextConfig(cast_per_film=int(args.cast_per_film)),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result = build(parse_args(argv))
+    except CatalogError as error:
+        print(f"build failed, nothing registered: {error}", file=sys.stderr)
+        return 2
+    print(f"model {result.model_uri} registered as version {result.version} ({result.n_films} films)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Shared fixtures: a real MLflow tracking server and one model built from a real catalog slice.
+
+The slice is the 500 most reviewed films of the default catalog (The Matrix and both sequels are in it), encoded
+with the real all-MiniLM-L6-v2 once per session through the real MLproject (`mlflow run . -e build`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from model.catalog import validate_catalog
+from tests import processes
+
+SLICE = 500
+MODEL_NAME = "movie-recommender"
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    tracking_uri: str
+    name: str
+    version: str
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(work_dir: Path) -> Iterator[str]:
+    """A real `mlflow server` for the session; MLFLOW_TRACKING_URI points at it while tests run."""
+    server, uri = processes.mlflow_server(work_dir, work_dir)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+    server.stop()
+
+
+def mlflow_run(tracking_uri: str, entry_point: str, **params: object) -> subprocess.CompletedProcess[str]:
+    """`mlflow run . -e ENTRY --env-manager local -P k=v ...` as a user runs it."""
+    command = [str(processes.BIN / "mlflow"), "run", ".", "-e", entry_point, "--env-manager", "local"]
+    command += ["--experiment-name", "test-builds"]
+    for key, value in params.items():
+        command += ["-P", f"{key}={value}"]
+    env = processes.base_env(MLFLOW_TRACKING_URI=tracking_uri)
+    return subprocess.run(command, cwd=processes.REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def built_model(tracking_uri: str) -> BuiltModel:
+    """Version 1 of the model, built from the catalog slice by `mlflow run . -e build`."""
+    result = mlflow_run(tracking_uri, "build", limit=SLICE)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    client = MlflowClient(tracking_uri)
+    version = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    return BuiltModel(tracking_uri, MODEL_NAME, version.version, version.run_id)
+
+
+@pytest.fixture(scope="session")
+def catalog_slice() -> pd.DataFrame:
+    """The same 500 films as the built model, as a validated catalog (no encoding)."""
+    from model.catalog import limit_catalog, load_catalog
+
+    return limit_catalog(load_catalog().movies, SLICE)
+
+
+def hashing_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
+    """A deterministic stand-in encoder for pure-logic tests: bag of hashed words, L2-normalised."""
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().split():
+            digest = hashlib.sha1(word.encode()).digest()
+            vectors[row, digest[0] % dim] += 1.0 if digest[1] % 2 else -1.0
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def tiny_catalog(rows: list[dict[str, object]]) -> pd.DataFrame:
+    return validate_catalog(pd.DataFrame(rows)).movies

@@ -1,0 +1,88 @@
+"""The request log writer against real MLflow stores: contents, outage, recovery, overflow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from gateway.request_log import RequestLogger, RequestRecord
+from tests import processes
+
+
+def record(title: str, n: int = 5, status: str = "ok") -> RequestRecord:
+    return RequestRecord(title, 5, None, status, 200, n, 3.5, "7")
+
+
+def wait_for(condition, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def runs_by_title(uri: str, experiment: str) -> dict[str, object]:
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return {}
+    return {run.data.params["title"]: run for run in client.search_runs([found.experiment_id], max_results=1000)}
+
+
+def test_each_record_becomes_one_finished_run(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    log = RequestLogger(uri, "requests")
+    log.start()
+    for title in ["Alien", "Heat", "Up"]:
+        log.submit(record(title, n=3))
+    log.stop()
+    runs = runs_by_title(uri, "requests")
+    assert set(runs) == {"Alien", "Heat", "Up"}
+    run = runs["Heat"]
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"title": "Heat", "top_n": "5"}
+    assert run.data.metrics == {"n_returned": 3.0, "latency_ms": 3.5}
+    assert run.data.tags["status"] == "ok" and run.data.tags["model_version"] == "7"
+    assert log.health() | {"last_error": None} == {
+        "enabled": True, "queued": 0, "written": 3, "lost": 0, "tracking_reachable": True, "last_error": None,
+    }  # fmt: skip
+
+
+def test_outage_keeps_what_fits_and_writes_it_when_tracking_returns(tmp_path: Path) -> None:
+    port = processes.free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = RequestLogger(uri, "outage", queue_size=2, timeout_s=1, backoff_s=0.2)
+    log.start()
+    log.submit(record("first"))
+    assert wait_for(lambda: log.tracking_reachable is False and log._queue.qsize() == 0)  # first is being retried
+    for title in ["second", "third", "fourth", "fifth"]:
+        log.submit(record(title))
+    assert log.lost == 2 and log.pending == 3  # 1 retrying + 2 queued; the overflow is counted, not hidden
+    server, _ = processes.mlflow_server(tmp_path, tmp_path, port=port)
+    try:
+        assert wait_for(lambda: log.written == 3, timeout=90)
+        log.stop()
+        assert set(runs_by_title(uri, "outage")) == {"first", "second", "third"}
+        assert (log.lost, log.tracking_reachable) == (2, True)
+    finally:
+        server.stop()
+
+
+def test_stop_while_tracking_is_down_counts_the_queue_as_lost() -> None:
+    log = RequestLogger(f"http://127.0.0.1:{processes.free_port()}", "gone", timeout_s=1, backoff_s=0.1)
+    log.start()
+    for title in ["a", "b", "c"]:
+        log.submit(record(title))
+    assert wait_for(lambda: log.tracking_reachable is False)
+    log.stop(drain_timeout_s=0.5)
+    assert (log.written, log.lost, log.pending) == (0, 3, 0)
+
+
+def test_disabled_logger_accepts_and_drops_nothing() -> None:
+    log = RequestLogger("sqlite:///unused.db", "off", enabled=False)
+    log.start()
+    log.submit(record("x"))
+    assert log.health()["queued"] == 0 and log.lost == 0

@@ -1,0 +1,147 @@
+"""The three real processes together: `mlflow server`, `mlflow models serve`, the gateway; real HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests import processes
+from tests.conftest import BuiltModel
+
+pytestmark = pytest.mark.integration
+EXPERIMENT = "integration-requests"
+
+
+@pytest.fixture(scope="module")
+def scoring(built_model: BuiltModel, work_dir: Path) -> Iterator[str]:
+    server, url = processes.model_server(work_dir, built_model.tracking_uri, f"models:/{built_model.name}@champion")
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(scoring: str, built_model: BuiltModel, work_dir: Path) -> Iterator[str]:
+    process, url = processes.gateway(work_dir, scoring, built_model.tracking_uri, experiment=EXPERIMENT)
+    yield url
+    process.stop()
+
+
+def recommend(gateway: str, body: dict, timeout: float = 30.0) -> httpx.Response:
+    return httpx.post(f"{gateway}/movies/recommendations/", json=body, timeout=timeout)
+
+
+def request_runs(tracking_uri: str, experiment: str, expected: int, timeout: float = 60.0) -> list:
+    """Runs of the request log experiment, once at least `expected` have been written."""
+    client = MlflowClient(tracking_uri)
+    deadline = time.monotonic() + timeout
+    runs: list = []
+    while time.monotonic() < deadline:
+        found = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([found.experiment_id], max_results=5000) if found else []
+        if len(runs) >= expected:
+            break
+        time.sleep(0.5)
+    return runs
+
+
+def test_the_readme_request(gateway: str, built_model: BuiltModel) -> None:
+    response = recommend(gateway, {"title": "The Matrix", "top_n": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["query"]["title"] == "The Matrix" and body["query"]["matched"] == "exact"
+    films = body["recommendations"]
+    assert len(films) == 5
+    for film in films:
+        assert {"id", "title", "year", "genres", "directors", "cast", "cover_url", "score"} <= set(film)
+        assert film["cover_url"] is None
+    assert {"The Matrix Reloaded", "The Matrix Revolutions"} <= {film["title"] for film in films}
+    assert body["model"] == {"name": built_model.name, "version": built_model.version}
+
+
+def test_fuzzy_and_year(gateway: str) -> None:
+    fuzzy = recommend(gateway, {"title": "the matirx", "top_n": 2}).json()
+    assert (fuzzy["query"]["title"], fuzzy["query"]["matched"]) == ("The Matrix", "fuzzy")
+    assert len(fuzzy["recommendations"]) == 2
+
+
+def test_unknown_title_is_404_with_suggestions(gateway: str) -> None:
+    response = recommend(gateway, {"title": "Matrix Rebooted Forever Extended Cut"})
+    assert response.status_code == 404
+    body = response.json()
+    assert body["code"] == "unknown_title"
+    assert 1 <= len(body["suggestions"]) <= 5
+    assert {"id", "title", "year"} == set(body["suggestions"][0])
+
+
+@pytest.mark.parametrize("body", [{}, {"title": ""}, {"title": "Heat", "top_n": 0}, {"title": "Heat", "top_n": "x"}])
+def test_bad_bodies_are_422(gateway: str, body: dict) -> None:
+    response = recommend(gateway, body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+def test_health_names_the_served_model(gateway: str, built_model: BuiltModel) -> None:
+    health = httpx.get(f"{gateway}/health").json()
+    assert health["status"] == "ok"
+    assert health["scoring"]["reachable"] is True
+    assert health["model"] == {"name": built_model.name, "version": built_model.version}
+    assert health["request_log"]["tracking_reachable"] in (True, None)
+    assert httpx.get(f"{gateway}/docs").status_code == 200
+
+
+def test_every_request_becomes_a_run_with_params_and_metrics(gateway: str, built_model: BuiltModel) -> None:
+    titles = ["Toy Story", "Skyfall", "Inception"]
+    for top_n, title in enumerate(titles, start=2):
+        assert recommend(gateway, {"title": title, "top_n": top_n}).status_code == 200
+    assert recommend(gateway, {"title": "Zzyzx Qwerty Plonk"}).status_code == 404
+    runs = request_runs(built_model.tracking_uri, EXPERIMENT, expected=1)
+    by_title = {run.data.params["title"]: run for run in request_runs(built_model.tracking_uri, EXPERIMENT, 4)}
+    for top_n, title in enumerate(titles, start=2):
+        run = by_title[title]
+        assert run.info.status == "FINISHED"
+        assert run.data.params["top_n"] == str(top_n)
+        assert run.data.metrics["n_returned"] == top_n
+        assert 0 < run.data.metrics["latency_ms"] < 30_000
+        assert run.data.tags["status"] == "ok"
+        assert run.data.tags["model_version"] == built_model.version
+    unknown = by_title["Zzyzx Qwerty Plonk"]
+    assert (unknown.data.tags["status"], unknown.data.metrics["n_returned"]) == ("unknown_title", 0)
+    assert runs
+
+
+def test_stopped_scoring_server_gives_503_and_the_gateway_stays_up(built_model: BuiltModel, work_dir: Path) -> None:
+    server, url = processes.model_server(work_dir, built_model.tracking_uri, f"models:/{built_model.name}/1")
+    process, gateway_url = processes.gateway(work_dir, url, built_model.tracking_uri, experiment=EXPERIMENT)
+    try:
+        assert recommend(gateway_url, {"title": "Heat"}).status_code == 200
+        server.stop()
+        for _ in range(3):
+            response = recommend(gateway_url, {"title": "Heat"})
+            assert response.status_code == 503
+            assert response.json()["code"] == "scoring_unavailable"
+        health = httpx.get(f"{gateway_url}/health")
+        assert health.status_code == 200
+        assert health.json()["scoring"]["reachable"] is False and health.json()["status"] == "degraded"
+        assert process.alive
+    finally:
+        process.stop()
+        server.stop()
+
+
+def test_tracking_down_still_serves_and_counts_lost_logs(scoring: str, work_dir: Path) -> None:
+    dead_tracking = f"http://127.0.0.1:{processes.free_port()}"
+    process, url = processes.gateway(work_dir, scoring, dead_tracking, log_queue_size="2", tracking_timeout_s="1")
+    try:
+        for _ in range(6):
+            assert recommend(url, {"title": "The Matrix"}).status_code == 200
+        state = httpx.get(f"{url}/health").json()["request_log"]
+        assert state["tracking_reachable"] is False
+        assert state["written"] == 0
+        assert state["lost"] >= 3 and state["lost"] + state["queued"] == 6
+    finally:
+        process.stop()

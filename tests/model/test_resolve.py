@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import pytest
+
+from model.resolve import MAX_SUGGESTIONS, TitleResolver, normalize_title, title_key
+
+FILMS = [
+    # title, year, reviews
+    ("Hamlet", 1948, 49),
+    ("Hamlet", 1996, 56),
+    ("Hamlet", 2000, 93),
+    ("Hamlet 2", 2008, 146),
+    ("The Matrix", 1999, 209),
+    ("The Matrix Reloaded", 2003, 245),
+    ("Amélie", 2001, 170),
+    ("Spider-Man", 2002, 240),
+    ("The Shawshank Redemption", 1994, 80),
+    ("The Godfather", 1972, 90),
+    ("The Godfather Part II", 1974, 70),
+    ("Go", 1999, 60),
+    ("X", 1963, 3),
+    ("Fast & Furious", 2009, 150),
+    ("Schindler's List", 1993, 120),
+]
+
+
+@pytest.fixture(scope="module")
+def resolver() -> TitleResolver:
+    titles, years, reviews = zip(*FILMS)
+    return TitleResolver(list(titles), list(years), list(reviews))
+
+
+def title_of(resolver: TitleResolver, query: str, year: int | None = None) -> tuple[str | None, int | None, str | None]:
+    result = resolver.resolve(query, year)
+    if result.position is None:
+        return None, None, None
+    title, film_year, _ = FILMS[result.position]
+    return title, film_year, result.matched
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("The Matrix", "the matrix"),
+        ("AMÉLIE!", "amelie"),
+        ("Godfather, The", "the godfather"),
+        ("Fast & Furious", "fast and furious"),
+        ("Schindler's List", "schindlers list"),
+        ("Spider-Man: Homecoming", "spider man homecoming"),
+    ],
+)
+def test_normalize_title(raw: str, normalized: str) -> None:
+    assert normalize_title(raw) == normalized
+
+
+def test_title_key_drops_a_leading_article() -> None:
+    assert title_key("The Matrix") == title_key("matrix") == title_key("Matrix, The")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("the matrix", ("The Matrix", 1999, "exact")),
+        ("THE MATRIX", ("The Matrix", 1999, "exact")),
+        ("Matrix", ("The Matrix", 1999, "exact")),
+        ("amelie", ("Amélie", 2001, "exact")),
+        ("spider man", ("Spider-Man", 2002, "exact")),
+        ("fast and furious", ("Fast & Furious", 2009, "exact")),
+        ("schindlers list", ("Schindler's List", 1993, "exact")),
+        ("Godfather, The", ("The Godfather", 1972, "exact")),
+    ],
+)
+def test_case_accents_and_punctuation_do_not_matter(resolver: TitleResolver, query: str, expected: tuple) -> None:
+    assert title_of(resolver, query) == expected
+
+
+def test_shared_title_without_year_takes_the_most_reviewed(resolver: TitleResolver) -> None:
+    assert title_of(resolver, "Hamlet") == ("Hamlet", 2000, "exact")
+
+
+@pytest.mark.parametrize("year", [1948, 1996, 2000])
+def test_shared_title_with_year_takes_that_film(resolver: TitleResolver, year: int) -> None:
+    assert title_of(resolver, "hamlet", year) == ("Hamlet", year, "exact")
+
+
+def test_year_in_parentheses_is_read_as_the_year(resolver: TitleResolver) -> None:
+    assert title_of(resolver, "Hamlet (1948)") == ("Hamlet", 1948, "exact")
+
+
+def test_year_that_matches_no_film_falls_back_to_the_most_reviewed(resolver: TitleResolver) -> None:
+    assert title_of(resolver, "Hamlet", 1930) == ("Hamlet", 2000, "exact")
+
+
+@pytest.mark.parametrize(
+    ("typo", "title"),
+    [
+        ("matirx", "The Matrix"),
+        ("teh matrix", "The Matrix"),
+        ("godfahter", "The Godfather"),  # not "Go", although "go" opens the typo
+        ("Spiderman", "Spider-Man"),
+        ("shawshank", "The Shawshank Redemption"),
+        ("matrix reloded", "The Matrix Reloaded"),
+    ],
+)
+def test_typos_resolve_as_fuzzy(resolver: TitleResolver, typo: str, title: str) -> None:
+    found, _, matched = title_of(resolver, typo)
+    assert (found, matched) == (title, "fuzzy")
+    assert resolver.resolve(typo).score < 100
+
+
+def test_unknown_title_gives_suggestions(resolver: TitleResolver) -> None:
+    result = resolver.resolve("The Matrox Rebooted")
+    assert result.position is None or result.matched == "fuzzy"
+    unknown = resolver.resolve("Hamster")
+    assert unknown.position is None
+    assert 0 < len(unknown.suggestions) <= MAX_SUGGESTIONS
+    assert FILMS[unknown.suggestions[0]][0].startswith("Hamlet")
+
+
+def test_gibberish_is_unknown(resolver: TitleResolver) -> None:
+    result = resolver.resolve("qwzxv kjhgf")
+    assert result.position is None
+
+
+def test_very_short_queries_only_get_suggestions(resolver: TitleResolver) -> None:
+    assert resolver.resolve("Xx").position is None
+    assert title_of(resolver, "x") == ("X", 1963, "exact")
+
+
+def test_empty_and_punctuation_only_queries_are_unknown(resolver: TitleResolver) -> None:
+    assert resolver.resolve("").position is None
+    assert resolver.resolve("?!…").position is None

@@ -1,0 +1,69 @@
+"""The build entry point against a real tracking server: what it logs, registers, and refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import BuiltModel, mlflow_run
+
+pytestmark = pytest.mark.slow
+
+
+def test_build_run_logs_params_stats_and_samples(built_model: BuiltModel) -> None:
+    client = MlflowClient(built_model.tracking_uri)
+    run = client.get_run(built_model.run_id)
+    assert run.info.status == "FINISHED"
+    params, metrics = run.data.params, run.data.metrics
+    assert params["limit"] == "500" and params["catalog"] == "default"
+    assert params["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert metrics["n_films"] == 500
+    assert metrics["catalog_n_films"] == 17_472
+    assert metrics["rows_skipped_empty_title"] == 0
+    assert metrics["texts_over_window"] == 0
+    assert metrics["encode_films_per_second"] > 0
+    artifacts = {item.path for item in client.list_artifacts(built_model.run_id)}
+    assert {"sample_recommendations.json", "movie_text_sample.txt"} <= artifacts
+
+
+def test_first_build_is_champion_and_challenger(built_model: BuiltModel) -> None:
+    client = MlflowClient(built_model.tracking_uri)
+    model = client.get_registered_model(built_model.name)
+    assert model.aliases["champion"] == built_model.version
+    assert model.aliases["challenger"] == built_model.version
+    version = client.get_model_version(built_model.name, built_model.version)
+    assert version.tags["build_run_id"] == built_model.run_id
+
+
+def test_user_csv_builds_a_new_challenger_and_counts_skipped_rows(built_model: BuiltModel, tmp_path: Path) -> None:
+    catalog = tmp_path / "films.csv"
+    catalog.write_text(
+        "id,title,year,genres,directors,cast\n"
+        '1,Alien,1979,"Horror, Sci-Fi",Ridley Scott,"Sigourney Weaver, Tom Skerritt"\n'
+        '2,Aliens,1986,"Action, Sci-Fi",James Cameron,"Sigourney Weaver, Michael Biehn"\n'
+        "3,,1990,Drama,,\n"
+        '4,Heat,1995,"Crime, Drama",Michael Mann,"Al Pacino, Robert De Niro"\n'
+        '5,The Terminator,1984,"Action, Sci-Fi",James Cameron,"Arnold Schwarzenegger, Michael Biehn"\n'
+    )
+    result = mlflow_run(built_model.tracking_uri, "build", catalog=catalog, model_name="user-catalog")
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(built_model.tracking_uri)
+    version = client.get_model_version_by_alias("user-catalog", "challenger")
+    run = client.get_run(version.run_id)
+    assert run.data.metrics["rows_skipped_empty_title"] == 1
+    assert run.data.metrics["n_films"] == 4
+    assert client.get_registered_model("user-catalog").aliases["champion"] == version.version
+
+
+def test_bad_catalog_fails_clearly_and_registers_nothing(built_model: BuiltModel, tmp_path: Path) -> None:
+    catalog = tmp_path / "dupes.csv"
+    catalog.write_text("id,title\n1,Alien\n1,Aliens\n")
+    client = MlflowClient(built_model.tracking_uri)
+    before = client.search_model_versions(f"name='{built_model.name}'")
+    result = mlflow_run(built_model.tracking_uri, "build", catalog=catalog)
+    assert result.returncode != 0
+    assert "duplicate id(s), for example [1]" in result.stderr
+    assert client.search_model_versions(f"name='{built_model.name}'") == before
+    assert client.get_registered_model(built_model.name).aliases["champion"] == built_model.version
