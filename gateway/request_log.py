@@ -93,7 +93,13 @@ class RequestLogger:
         self._stop.set()
         self._thread.join(timeout=max(0.1, deadline - time.monotonic()) + self._timeout_s)
         # The record in flight, if any, is settled by the writer itself (written, or counted lost on stop).
-        dropped = self._queue.qsize()
+        dropped = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            dropped += 1
         if dropped:
             self._count_lost(dropped)
             logger.error("request log: %d record(s) still queued at shutdown were lost", dropped)

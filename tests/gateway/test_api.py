@@ -84,7 +84,9 @@ def test_unreachable_scoring_server_is_503_and_logged(client: TestClient, tracki
     health = client.get("/health").json()
     assert health["status"] == "degraded" and health["scoring"]["reachable"] is False
     client.app.state.request_log.stop()  # drain
-    runs = MlflowClient(tracking).search_runs([MlflowClient(tracking).get_experiment_by_name("api-tests").experiment_id])
+    runs = MlflowClient(tracking).search_runs(
+        [MlflowClient(tracking).get_experiment_by_name("api-tests").experiment_id]
+    )
     assert [(r.data.params["title"], r.data.tags["status"], r.data.tags["http_status"]) for r in runs] == [
         ("The Matrix", "scoring_unavailable", "503")
     ]

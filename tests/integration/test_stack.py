@@ -35,18 +35,19 @@ def recommend(gateway: str, body: dict, timeout: float = 30.0) -> httpx.Response
     return httpx.post(f"{gateway}/movies/recommendations/", json=body, timeout=timeout)
 
 
-def request_runs(tracking_uri: str, experiment: str, expected: int, timeout: float = 60.0) -> list:
-    """Runs of the request log experiment, once at least `expected` have been written."""
+def request_runs(tracking_uri: str, experiment: str, titles: set[str], timeout: float = 60.0) -> dict:
+    """The request log's runs by title param, once a run for each of `titles` has been written."""
     client = MlflowClient(tracking_uri)
     deadline = time.monotonic() + timeout
-    runs: list = []
+    by_title: dict = {}
     while time.monotonic() < deadline:
         found = client.get_experiment_by_name(experiment)
         runs = client.search_runs([found.experiment_id], max_results=5000) if found else []
-        if len(runs) >= expected:
+        by_title = {run.data.params["title"]: run for run in runs}
+        if titles <= set(by_title):
             break
         time.sleep(0.5)
-    return runs
+    return by_title
 
 
 def test_the_readme_request(gateway: str, built_model: BuiltModel) -> None:
@@ -99,8 +100,7 @@ def test_every_request_becomes_a_run_with_params_and_metrics(gateway: str, built
     for top_n, title in enumerate(titles, start=2):
         assert recommend(gateway, {"title": title, "top_n": top_n}).status_code == 200
     assert recommend(gateway, {"title": "Zzyzx Qwerty Plonk"}).status_code == 404
-    runs = request_runs(built_model.tracking_uri, EXPERIMENT, expected=1)
-    by_title = {run.data.params["title"]: run for run in request_runs(built_model.tracking_uri, EXPERIMENT, 4)}
+    by_title = request_runs(built_model.tracking_uri, EXPERIMENT, {*titles, "Zzyzx Qwerty Plonk"})
     for top_n, title in enumerate(titles, start=2):
         run = by_title[title]
         assert run.info.status == "FINISHED"
@@ -111,17 +111,16 @@ def test_every_request_becomes_a_run_with_params_and_metrics(gateway: str, built
         assert run.data.tags["model_version"] == built_model.version
     unknown = by_title["Zzyzx Qwerty Plonk"]
     assert (unknown.data.tags["status"], unknown.data.metrics["n_returned"]) == ("unknown_title", 0)
-    assert runs
 
 
 def test_stopped_scoring_server_gives_503_and_the_gateway_stays_up(built_model: BuiltModel, work_dir: Path) -> None:
     server, url = processes.model_server(work_dir, built_model.tracking_uri, f"models:/{built_model.name}/1")
     process, gateway_url = processes.gateway(work_dir, url, built_model.tracking_uri, experiment=EXPERIMENT)
     try:
-        assert recommend(gateway_url, {"title": "Heat"}).status_code == 200
+        assert recommend(gateway_url, {"title": "Skyfall"}).status_code == 200
         server.stop()
         for _ in range(3):
-            response = recommend(gateway_url, {"title": "Heat"})
+            response = recommend(gateway_url, {"title": "Skyfall"})
             assert response.status_code == 503
             assert response.json()["code"] == "scoring_unavailable"
         health = httpx.get(f"{gateway_url}/health")

@@ -26,7 +26,7 @@ FILMS = [
 
 @pytest.fixture(scope="module")
 def resolver() -> TitleResolver:
-    titles, years, reviews = zip(*FILMS)
+    titles, years, reviews = zip(*FILMS, strict=True)
     return TitleResolver(list(titles), list(years), list(reviews))
 
 

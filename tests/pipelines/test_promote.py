@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -16,11 +17,9 @@ def two_versions(built_model: BuiltModel) -> tuple[str, str]:
     """A second version of a scratch model (copied from the built one) so promotion has somewhere to go."""
     client = MlflowClient(built_model.tracking_uri)
     name = "promotion-scratch"
-    if not client.search_registered_models(f"name='{name}'"):
-        client.create_registered_model(name)
     source = client.get_model_version(built_model.name, built_model.version)
-    first = client.create_model_version(name, source.source, run_id=source.run_id).version
-    second = client.create_model_version(name, source.source, run_id=source.run_id).version
+    first = mlflow.register_model(source.source, name).version
+    second = mlflow.register_model(source.source, name).version
     client.set_registered_model_alias(name, "champion", first)
     client.set_registered_model_alias(name, "challenger", second)
     return first, second
