@@ -15,6 +15,7 @@ GATEWAY_PORT ?= 8000
 MODEL_NAME ?= movie-recommender
 BUILD_EXPERIMENT ?= movie-recommender-builds
 TRACKING_URI := http://$(HOST):$(MLFLOW_PORT)
+RECBOLE_VERSION := 1.2.1
 
 # `mlflow models serve` execs uvicorn through bash: the venv's bin/ must be on PATH.
 export PATH := $(BIN):$(PATH)
@@ -53,18 +54,20 @@ stop() {
 }
 endef
 
-.PHONY: help venv up down build promote test lint
+.PHONY: help venv up down build evaluate promote test lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## create .venv and install the pinned requirements (torch first)
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and exactly: this spec takes the local CPU wheel; anything else pulls a multi-GB CUDA build.
 	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	# MovieLens-100k for `evaluate`, read in place; recbole's own dependencies are huge and unneeded.
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps recbole==$(RECBOLE_VERSION)
 	touch $@
 
 up: venv ## start MLflow, build the model if there is no champion, serve it, start the gateway
@@ -76,8 +79,11 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
 	status=0; version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME) 2>/dev/null) || status=$$?
 	if [[ $$status -eq 1 ]]; then
-	  echo "no $(MODEL_NAME)@champion yet: building it (full catalog, a few minutes on CPU)"
+	  echo "no $(MODEL_NAME)@champion yet: building, evaluating and promoting it (a few minutes on CPU)"
 	  $(BIN)/mlflow run . -e build --env-manager local --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME)
+	  $(BIN)/mlflow run . -e evaluate --env-manager local --experiment-name $(BUILD_EXPERIMENT) \
+	    -P model_uri=models:/$(MODEL_NAME)@challenger
+	  $(BIN)/mlflow run . -e promote --env-manager local --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME)
 	  version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME))
 	elif [[ $$status -ne 0 ]]; then
 	  echo "cannot ask the registry at $(TRACKING_URI) for $(MODEL_NAME)@champion"; exit 1
@@ -108,9 +114,13 @@ build: venv ## build and register a new version (challenger) on the running trac
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e build --env-manager local \
 	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME)
 
-promote: venv ## point champion at VERSION (default: the challenger)
+evaluate: venv ## evaluate MODEL_URI (default: the challenger) on MovieLens-100k against the baselines
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e evaluate --env-manager local \
+	  --experiment-name $(BUILD_EXPERIMENT) -P model_uri=$(or $(MODEL_URI),models:/$(MODEL_NAME)@challenger)
+
+promote: venv ## point champion at VERSION (default: the challenger), gated on evaluation; FORCE=true overrides
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e promote --env-manager local \
-	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P version=$(VERSION)
+	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P version=$(VERSION) -P force=$(or $(FORCE),false)
 
 test: venv ## run every test, integration included
 	$(BIN)/python -m pytest

@@ -23,6 +23,7 @@ from gateway.schemas import RecommendationRequest
 logger = logging.getLogger(__name__)
 
 INVOCATIONS = "/invocations"
+_JSON = {"content-type": "application/json"}
 PING = "/ping"
 
 
@@ -90,18 +91,29 @@ class ScoringClient:
             return None
         return max((v.version for v in versions), key=int, default=None)
 
+    async def _post(self, body: bytes) -> httpx.Response:
+        """POST once; on a pooled connection the server has closed meanwhile, once more on a fresh one.
+
+        A prediction has no side effects, so repeating it after a dropped connection is safe.
+        """
+        for attempt in (1, 2):
+            try:
+                return await self._client.post(INVOCATIONS, content=body, headers=_JSON)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                raise ScoringUnavailable() from error
+            except httpx.TimeoutException as error:
+                raise ScoringTimeout() from error
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
+                if attempt == 2:
+                    logger.error("scoring server dropped the connection twice: %r", error)
+                    raise ScoringFailed() from error
+            except httpx.HTTPError as error:
+                logger.error("scoring server transport error: %r", error)
+                raise ScoringFailed() from error
+        raise AssertionError("unreachable")
+
     async def _invoke(self, payload: dict[str, Any]) -> Any:
-        try:
-            response = await self._client.post(
-                INVOCATIONS, content=json.dumps(payload), headers={"content-type": "application/json"}
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise ScoringUnavailable() from error
-        except httpx.TimeoutException as error:
-            raise ScoringTimeout() from error
-        except httpx.HTTPError as error:  # connection dropped mid-answer, protocol errors
-            logger.error("scoring server transport error: %r", error)
-            raise ScoringFailed() from error
+        response = await self._post(json.dumps(payload).encode())
         if response.status_code != 200:
             logger.error("scoring server answered %d: %s", response.status_code, response.text[:5000])
             raise ScoringFailed()

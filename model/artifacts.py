@@ -4,7 +4,8 @@
 | ---------------- | ------------------------------------------------------------------------ |
 | `encoder/`       | the SentenceTransformer, saved whole (weights, tokenizer, pooling)       |
 | `index.faiss`    | FAISS `IndexIDMap2(IndexFlatIP)`: one normalised vector per catalog id   |
-| `movies.parquet` | the catalog (catalog.COLUMNS), cast ranked by catalog frequency          |
+| `movies.parquet` | the catalog (catalog.COLUMNS) plus `prior`, cast ranked by catalog frequency |
+| `people.npz`     | shared-people TF-IDF matrix (scipy CSR), one row per catalog row         |
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from model.catalog import LIST_COLUMNS
 from model.index import load_index, save_index
@@ -26,19 +28,25 @@ if TYPE_CHECKING:
 ENCODER = "encoder"
 INDEX = "index"
 MOVIES = "movies"
-FILES = {ENCODER: "encoder", INDEX: "index.faiss", MOVIES: "movies.parquet"}
+PEOPLE = "people"
+FILES = {ENCODER: "encoder", INDEX: "index.faiss", MOVIES: "movies.parquet", PEOPLE: "people.npz"}
 
 
 def save_artifacts(
-    folder: str | Path, encoder: SentenceTransformer, index: faiss.Index, movies: pd.DataFrame
+    folder: str | Path,
+    encoder: SentenceTransformer,
+    index: faiss.Index,
+    movies: pd.DataFrame,
+    people: sparse.csr_matrix,
 ) -> dict[str, str]:
-    """Write the three artifacts under `folder`; returns {artifact name: path} for `mlflow.pyfunc.log_model`."""
+    """Write the artifacts under `folder`; returns {artifact name: path} for `mlflow.pyfunc.log_model`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: str(folder / file) for name, file in FILES.items()}
     encoder.save(paths[ENCODER])
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
+    sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
     return paths
 
 
@@ -50,6 +58,7 @@ def read_movies(path: str | Path) -> pd.DataFrame:
     return movies
 
 
-def read_artifacts(paths: Mapping[str, str]) -> tuple[pd.DataFrame, faiss.IndexIDMap2, str]:
-    """(movies, index, encoder folder) from the paths MLflow hands to `load_context`."""
-    return read_movies(paths[MOVIES]), load_index(paths[INDEX]), paths[ENCODER]
+def read_artifacts(paths: Mapping[str, str]) -> tuple[pd.DataFrame, faiss.IndexIDMap2, sparse.csr_matrix, str]:
+    """(movies, index, people matrix, encoder folder) from the paths MLflow hands to `load_context`."""
+    people = sparse.load_npz(paths[PEOPLE]).tocsr()
+    return read_movies(paths[MOVIES]), load_index(paths[INDEX]), people, paths[ENCODER]

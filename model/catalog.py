@@ -11,12 +11,18 @@ A catalog is a DataFrame with one row per film and these columns:
 | `cover_url` | str or None    | poster image, None when the catalog has none                   |
 | `reviews`   | float64        | number of critic reviews (0 when unknown): a popularity signal |
 | `rating`    | float64 or NaN | average critic rating on a 0-10 scale                          |
+| `metacritic`| float64 or NaN | Metacritic score 0-100                                          |
+| `box_office`| float64 or NaN | box office takings                                              |
+| `awards`    | float64        | award wins and nominations counted (0 when unknown)            |
+
+The last five are optional notability signals (see model/prior.py); the default catalog has them all.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +33,8 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 LIST_COLUMNS = ("genres", "directors", "cast", "writers")
-COLUMNS = ("id", "title", "year", "genres", "directors", "cast", "writers", "cover_url", "reviews", "rating")
+NUMERIC_COLUMNS = ("reviews", "rating", "metacritic", "box_office", "awards")
+COLUMNS = ("id", "title", "year", *LIST_COLUMNS, "cover_url", *NUMERIC_COLUMNS)
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".db", ".sqlite")
 
 MISSING_FILE = "catalog file not found: {path}"
@@ -41,9 +48,11 @@ BAD_IDS = "catalog {path}: column 'id' must hold whole numbers; {count} value(s)
 BAD_YEARS = "catalog {path}: column 'year' must hold whole numbers; {count} value(s) do not, for example {examples}"
 BAD_NUMBERS = "catalog {path}: column {column!r} must be numeric; {count} value(s) are not, for example {examples}"
 
+_NUMBERS = re.compile(r"\d+")
 _SQLITE_QUERY = """
 SELECT o.ID AS id, o.Title AS title, o.Year AS year, o.Genre AS genres, o.Director AS directors,
-       o."Cast" AS "cast", o.Writer AS writers, t.Image AS cover_url, t.Reviews AS reviews, t.Rating AS rating
+       o."Cast" AS "cast", o.Writer AS writers, t.Image AS cover_url, t.Reviews AS reviews, t.Rating AS rating,
+       o.Metacritic AS metacritic, t.BoxOffice AS box_office, o.Awards AS awards
 FROM omdb AS o LEFT JOIN tomatoes AS t ON o.ID = t.ID
 ORDER BY o.ID
 """
@@ -96,6 +105,7 @@ def read_raw(path: Path) -> pd.DataFrame:
         else:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
                 frame = pd.read_sql_query(_SQLITE_QUERY, connection)
+            frame["awards"] = frame["awards"].map(count_awards)
     except (UnicodeDecodeError, ValueError, OSError, sqlite3.Error, pd.errors.ParserError) as error:
         raise CatalogError(UNREADABLE.format(path=path, error=error)) from error
     except Exception as error:  # pyarrow raises its own hierarchy for corrupt Parquet
@@ -127,6 +137,9 @@ def validate_catalog(raw: pd.DataFrame, source: str = "<memory>") -> LoadedCatal
             "cover_url": [_clean_text(value) or None for value in _column(rows, "cover_url")],
             "reviews": _numbers(rows, "reviews", source).fillna(0.0),
             "rating": _numbers(rows, "rating", source),
+            "metacritic": _numbers(rows, "metacritic", source),
+            "box_office": _numbers(rows, "box_office", source),
+            "awards": _numbers(rows, "awards", source).fillna(0.0),
         }
     )
     _check_unique_ids(movies["id"], source)
@@ -157,6 +170,13 @@ def catalog_stats(movies: pd.DataFrame) -> dict[str, float]:
         "n_with_cover": float(movies["cover_url"].notna().sum()),
         "n_repeated_titles": float(movies["title"].str.casefold().duplicated(keep=False).sum()),
     }
+
+
+def count_awards(text: object) -> float:
+    """Award wins plus nominations in movies.db's text ("Won 1 Oscar. Nominated for 3 Oscars." → 4)."""
+    if not isinstance(text, str):
+        return 0.0
+    return float(sum(int(number) for number in _NUMBERS.findall(text)))
 
 
 def split_names(value: object) -> list[str]:

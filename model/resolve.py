@@ -68,8 +68,10 @@ class TitleResolver:
         self._names = [normalize_title(t) for t in titles]
         self._keys = [_LEADING_ARTICLE.sub("", name) for name in self._names]
         self._by_key: dict[str, list[int]] = {}
-        for position, key in enumerate(self._keys):
+        self._by_name: dict[str, list[int]] = {}
+        for position, (name, key) in enumerate(zip(self._names, self._keys, strict=True)):
             self._by_key.setdefault(key, []).append(position)
+            self._by_name.setdefault(name, []).append(position)
 
     def resolve(self, title: str, year: int | None = None) -> Resolution:
         dated = _TITLE_WITH_YEAR.match(title.strip())
@@ -77,7 +79,8 @@ class TitleResolver:
             title, year = dated["title"], int(dated["year"])
         name = normalize_title(title)
         key = _LEADING_ARTICLE.sub("", name)
-        exact = self._by_key.get(key)
+        # The title as typed, article included, first: "Heat" is Heat (1995), not The Heat (2013).
+        exact = self._by_name.get(name) or self._by_key.get(key)
         if exact:
             return Resolution(self._pick(exact, year), "exact", 100.0)
         ranked = self._fuzzy(name, key, year)

@@ -28,8 +28,10 @@ import model
 from model.artifacts import save_artifacts
 from model.catalog import CatalogError, limit_catalog, load_catalog
 from model.encoder import ENCODER_NAME, MAX_TOKENS, encode, load_encoder, pick_device, token_counts
-from model.engine import Recommender
+from model.engine import Ranking, Recommender
 from model.index import build_index
+from model.people import people_matrix
+from model.prior import notability_prior
 from model.schema import INPUT_EXAMPLE, Query, model_signature
 from model.text import TextConfig, movie_texts, rank_cast
 from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
@@ -48,6 +50,7 @@ SERVING_PACKAGES = (
     "numpy",
     "pandas",
     "pyarrow",
+    "scipy",
     "pydantic",
     "rapidfuzz",
 )
@@ -66,6 +69,7 @@ class BuildConfig:
     batch_size: int = 64
     device: str = ""  # empty: CUDA when present, else CPU
     text: TextConfig = field(default_factory=TextConfig)
+    ranking: Ranking = field(default_factory=Ranking)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ def build(config: BuildConfig) -> BuildResult:
         mlflow.log_params({key: value for key, value in _params(config).items() if key not in logged})
         loaded = load_catalog(_catalog_path(config.catalog))
         mlflow.log_metrics({"rows_read": loaded.rows_read, "rows_skipped_empty_title": loaded.skipped_empty_title})
+        # Cast ranking and the prior are computed over the whole catalog, before any limit.
         movies = loaded.movies.assign(cast=rank_cast(loaded.movies["cast"].tolist()))
+        movies = movies.assign(prior=notability_prior(movies))
         movies = limit_catalog(movies, config.limit)
         mlflow.log_metrics({f"catalog_{name}": value for name, value in _finite(loaded.stats).items()})
         mlflow.log_metric("n_films", len(movies))
@@ -95,11 +101,13 @@ def build(config: BuildConfig) -> BuildResult:
         texts = movie_texts(movies, config.text)
         vectors = _encode_logged(encoder, texts, config.batch_size, device)
         index = build_index(vectors, movies["id"].to_numpy())
-        recommender = Recommender(movies, index)
+        people = people_matrix(movies, config.text.cast_per_film)
+        mlflow.log_metric("people_vocabulary", people.shape[1])
+        recommender = Recommender(movies, index, people, config.ranking)
         _log_samples(recommender)
 
         with tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder:
-            artifacts = save_artifacts(folder, encoder, index, movies)
+            artifacts = save_artifacts(folder, encoder, index, movies, people)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(RECOMMENDER_CODE),
@@ -162,6 +170,8 @@ def _set_aliases(model_name: str, version: str, run_id: str, source: str, n_film
 
 def _model_config(config: BuildConfig, run_id: str, source: str, n_films: int) -> dict[str, Any]:
     return {
+        **config.ranking.as_dict(),
+        **{f"text_{key}": value for key, value in asdict(config.text).items()},
         "model_name": config.model_name,
         "build_run_id": run_id,
         "catalog_source": source,
@@ -172,8 +182,9 @@ def _model_config(config: BuildConfig, run_id: str, source: str, n_films: int) -
 
 
 def _params(config: BuildConfig) -> dict[str, Any]:
-    flat = {key: value for key, value in asdict(config).items() if key != "text"}
+    flat = {key: value for key, value in asdict(config).items() if key not in ("text", "ranking")}
     flat.update({f"text_{key}": value for key, value in asdict(config.text).items()})
+    flat.update(config.ranking.as_dict())
     flat["encoder"] = ENCODER_NAME
     return flat
 
@@ -194,6 +205,11 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="", help="cpu or cuda; empty picks CUDA when present")
     parser.add_argument("--cast-per-film", type=float, default=TextConfig.cast_per_film)
+    parser.add_argument("--dense-weight", type=float, default=Ranking.dense_weight, help="embedding vs shared people")
+    parser.add_argument("--prior-weight", type=float, default=Ranking.prior_weight, help="notability prior weight")
+    parser.add_argument("--era-weight", type=float, default=Ranking.era_weight, help="penalty per decade apart")
+    parser.add_argument("--recency", type=float, default=Ranking.recency, help="weight ratio of consecutive liked")
+    parser.add_argument("--pool", type=float, default=Ranking.pool, help="films FAISS retrieves for re-ranking")
     args = parser.parse_args(argv)
     return BuildConfig(
         catalog=args.catalog,
@@ -202,6 +218,7 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
         batch_size=args.batch_size,
         device=args.device,
         text=TextConfig(cast_per_film=int(args.cast_per_film)),
+        ranking=Ranking(args.dense_weight, args.prior_weight, args.era_weight, args.recency, int(args.pool)),
     )
 
 

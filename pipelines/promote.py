@@ -1,9 +1,12 @@
-"""MLproject entry point `promote`: point alias `champion` at a model version.
+"""MLproject entry point `promote`: point alias `champion` at a model version, gated on its evaluation.
 
-    mlflow run . -e promote --env-manager local [-P version=2]
+    mlflow run . -e promote --env-manager local [-P version=2] [-P force=true]
 
-Without `version`, the current `challenger` is promoted. The previous champion is recorded on the new version
-(tag `previous_champion`), so rolling back is promoting that version again.
+Without `version`, the current `challenger` is promoted. The gate (see `check_gate`) refuses a version that has not
+been evaluated (`mlflow run . -e evaluate`), or whose primary metric, P1 HR@10, is below the current champion's
+95% interval. `force=true` promotes anyway and records the overridden reason on the version (tag
+`promotion_forced`). The previous champion is recorded too (tag `previous_champion`): rolling back is promoting
+that version again.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -20,30 +25,80 @@ from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
 
 logger = logging.getLogger(__name__)
 
+PRIMARY_TAG = "quality.p1_hr10"
 NO_CHALLENGER = "{name} has no version given and no '{alias}' alias to promote"
 NO_SUCH_VERSION = "{name} has no version {version}"
+NOT_EVALUATED = (
+    "version {version} has not been evaluated: run "
+    "`mlflow run . -e evaluate --env-manager local -P model_uri=models:/{name}/{version}` first"
+)
+WORSE_THAN_CHAMPION = (
+    "version {version} has P1 HR@10 {candidate:.4f}, below champion version {champion}'s {best:.4f} "
+    "beyond its 95% interval [{low:.4f}, {high:.4f}]"
+)
 
 
 class PromotionError(RuntimeError):
     """The promotion cannot happen; the registry is unchanged."""
 
 
-def promote(model_name: str = MODEL_NAME, version: str | None = None, client: MlflowClient | None = None) -> str:
-    """Move `champion` to `version` (default: the challenger); returns the promoted version."""
+@dataclass(frozen=True)
+class Gate:
+    passed: bool
+    reason: str
+
+
+def check_gate(candidate: ModelVersion, champion: ModelVersion | None) -> Gate:
+    """Whether `candidate` may replace `champion`, judged on the `quality.*` tags `evaluate` leaves."""
+    if PRIMARY_TAG not in candidate.tags:
+        return Gate(False, NOT_EVALUATED.format(name=candidate.name, version=candidate.version))
+    if champion is None or champion.version == candidate.version:
+        return Gate(True, "no other champion to compare against")
+    if PRIMARY_TAG not in champion.tags:
+        return Gate(True, f"champion version {champion.version} has no evaluation to compare against")
+    value = float(candidate.tags[PRIMARY_TAG])
+    best, low = float(champion.tags[PRIMARY_TAG]), float(champion.tags[f"{PRIMARY_TAG}_ci_low"])
+    if value < low:
+        high = float(champion.tags[f"{PRIMARY_TAG}_ci_high"])
+        reason = WORSE_THAN_CHAMPION.format(
+            version=candidate.version, candidate=value, champion=champion.version, best=best, low=low, high=high
+        )
+        return Gate(False, reason)
+    return Gate(True, f"P1 HR@10 {value:.4f} is not below champion's interval (from {low:.4f})")
+
+
+def promote(
+    model_name: str = MODEL_NAME, version: str | None = None, force: bool = False, client: MlflowClient | None = None
+) -> str:
+    """Move `champion` to `version` (default: the challenger) if the gate passes or `force`; returns the version."""
     client = client or MlflowClient()
     version = version or alias_version(model_name, CHALLENGER, client)
     if not version:
         raise PromotionError(NO_CHALLENGER.format(name=model_name, alias=CHALLENGER))
-    try:
-        client.get_model_version(model_name, version)
-    except MlflowException as error:
-        raise PromotionError(NO_SUCH_VERSION.format(name=model_name, version=version)) from error
+    candidate = _version(client, model_name, version)
     previous = alias_version(model_name, CHAMPION, client)
+    champion = _version(client, model_name, previous) if previous else None
+    gate = check_gate(candidate, champion)
+    if not gate.passed and not force:
+        raise PromotionError(gate.reason)
     client.set_registered_model_alias(model_name, CHAMPION, version)
-    client.set_model_version_tag(model_name, version, "promoted_at", datetime.now(UTC).isoformat())
-    client.set_model_version_tag(model_name, version, "previous_champion", previous or "none")
-    logger.info("%s: champion %s -> %s", model_name, previous, version)
+    tags = {"promoted_at": datetime.now(UTC).isoformat(), "previous_champion": previous or "none"}
+    tags["promotion_gate"] = gate.reason
+    if not gate.passed:
+        tags["promotion_forced"] = gate.reason
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    logger.info(
+        "%s: champion %s -> %s (%s%s)", model_name, previous, version, "forced: " * (not gate.passed), gate.reason
+    )
     return version
+
+
+def _version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as error:
+        raise PromotionError(NO_SUCH_VERSION.format(name=name, version=version)) from error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.promote", description=__doc__.split("\n")[0])
     parser.add_argument("--version", default="", help="version to promote; empty for the current challenger")
     parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument("--force", default="false", help="true to promote even when the gate refuses")
     args = parser.parse_args(argv)
+    force = args.force.strip().lower() in ("1", "true", "yes")
     try:
-        version = promote(args.model_name, args.version.strip() or None)
+        version = promote(args.model_name, args.version.strip() or None, force)
     except PromotionError as error:
         print(f"promotion refused: {error}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ is none, 3 when the registry cannot be asked.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from mlflow.exceptions import MlflowException
@@ -16,6 +17,7 @@ MODEL_NAME = "movie-recommender"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BUILD_EXPERIMENT = "movie-recommender-builds"
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
 def alias_version(model_name: str, alias: str, client: MlflowClient | None = None) -> str | None:
@@ -27,6 +29,18 @@ def alias_version(model_name: str, alias: str, client: MlflowClient | None = Non
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
+
+
+def registered_version(model_uri: str, client: MlflowClient | None = None) -> tuple[str, str] | None:
+    """(name, version) for `models:/NAME@ALIAS` or `models:/NAME/VERSION`; None for any other URI."""
+    match = _REGISTRY_URI.match(model_uri)
+    if not match:
+        return None
+    name, alias, version = match["name"], match["alias"], match["version"]
+    if alias:
+        client = client or MlflowClient()
+        version = client.get_model_version_by_alias(name, alias).version
+    return name, str(version)
 
 
 def main(argv: list[str] | None = None) -> int:

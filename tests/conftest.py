@@ -1,7 +1,9 @@
 """Shared fixtures: a real MLflow tracking server and one model built from a real catalog slice.
 
-The slice is the 500 most reviewed films of the default catalog (The Matrix and both sequels are in it), encoded
-with the real all-MiniLM-L6-v2 once per session through the real MLproject (`mlflow run . -e build`).
+The slice is 500 films of the default catalog: the 400 most reviewed from 1990-1998 (so that about 250 of them
+meet MovieLens-100k, for the quality tests) and the 100 most reviewed from 1999-2003 (The Matrix and both sequels).
+It is written as a Parquet file and built once per session through the real MLproject, as a user would
+(`mlflow run . -e build -P catalog=slice.parquet`), encoded with the real all-MiniLM-L6-v2.
 """
 
 from __future__ import annotations
@@ -63,9 +65,16 @@ def mlflow_run(tracking_uri: str, entry_point: str, **params: object) -> subproc
 
 
 @pytest.fixture(scope="session")
-def built_model(tracking_uri: str) -> BuiltModel:
+def slice_file(work_dir: Path, catalog_slice: pd.DataFrame) -> Path:
+    path = work_dir / "slice.parquet"
+    catalog_slice.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_model(tracking_uri: str, slice_file: Path) -> BuiltModel:
     """Version 1 of the model, built from the catalog slice by `mlflow run . -e build`."""
-    result = mlflow_run(tracking_uri, "build", limit=SLICE)
+    result = mlflow_run(tracking_uri, "build", catalog=slice_file)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     client = MlflowClient(tracking_uri)
     version = client.get_model_version_by_alias(MODEL_NAME, "champion")
@@ -74,10 +83,13 @@ def built_model(tracking_uri: str) -> BuiltModel:
 
 @pytest.fixture(scope="session")
 def catalog_slice() -> pd.DataFrame:
-    """The same 500 films as the built model, as a validated catalog (no encoding)."""
+    """The 500 films of the built model, as a validated catalog (no encoding)."""
     from model.catalog import limit_catalog, load_catalog
 
-    return limit_catalog(load_catalog().movies, SLICE)
+    movies = load_catalog().movies
+    nineties = limit_catalog(movies[movies["year"].between(1990, 1998)].reset_index(drop=True), 400)
+    matrix_years = limit_catalog(movies[movies["year"].between(1999, 2003)].reset_index(drop=True), SLICE - 400)
+    return pd.concat([nineties, matrix_years], ignore_index=True)
 
 
 def hashing_vectors(texts: list[str], dim: int = 64) -> np.ndarray:

@@ -96,7 +96,7 @@ def test_health_names_the_served_model(gateway: str, built_model: BuiltModel) ->
 
 
 def test_every_request_becomes_a_run_with_params_and_metrics(gateway: str, built_model: BuiltModel) -> None:
-    titles = ["Toy Story", "Skyfall", "Inception"]
+    titles = ["Toy Story", "Titanic", "Fargo"]
     for top_n, title in enumerate(titles, start=2):
         assert recommend(gateway, {"title": title, "top_n": top_n}).status_code == 200
     assert recommend(gateway, {"title": "Zzyzx Qwerty Plonk"}).status_code == 404
@@ -117,10 +117,10 @@ def test_stopped_scoring_server_gives_503_and_the_gateway_stays_up(built_model: 
     server, url = processes.model_server(work_dir, built_model.tracking_uri, f"models:/{built_model.name}/1")
     process, gateway_url = processes.gateway(work_dir, url, built_model.tracking_uri, experiment=EXPERIMENT)
     try:
-        assert recommend(gateway_url, {"title": "Skyfall"}).status_code == 200
+        assert recommend(gateway_url, {"title": "Gladiator"}).status_code == 200
         server.stop()
         for _ in range(3):
-            response = recommend(gateway_url, {"title": "Skyfall"})
+            response = recommend(gateway_url, {"title": "Gladiator"})
             assert response.status_code == 503
             assert response.json()["code"] == "scoring_unavailable"
         health = httpx.get(f"{gateway_url}/health")

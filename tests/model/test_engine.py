@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from model.engine import Recommender
+from model.engine import Ranking, Recommender
 from model.index import build_index
+from model.people import people_matrix
 from model.schema import (
     DEFAULT_TOP_N,
     TITLE_REQUIRED,
@@ -33,7 +34,7 @@ def recommender() -> Recommender:
     # Reverse the insertion order so that row positions and vector positions differ: ids must carry the mapping.
     vectors = hashing_vectors(movie_texts(movies))
     index = build_index(vectors[::-1].copy(), movies["id"].to_numpy()[::-1].copy())
-    return Recommender(movies, index, info={"model_name": "test"})
+    return Recommender(movies, index, people_matrix(movies), info={"model_name": "test"})
 
 
 def one(recommender: Recommender, **query: object) -> dict:
@@ -105,3 +106,49 @@ def test_a_batch_answers_every_row_in_order(recommender: Recommender) -> None:
 
 def test_dataframe_gaps_are_read_as_missing() -> None:
     assert Query.model_validate({"title": "Up", "top_n": float("nan"), "year": 1999.0}) == Query(title="Up", year=1999)
+
+
+def ranked_ids(recommender: Recommender, liked: list[int], top_n: int = 5, **kwargs: object) -> list[int]:
+    return recommender.rank(liked, top_n, **kwargs).ids
+
+
+def test_rank_keeps_to_within_and_drops_exclude(recommender: Recommender) -> None:
+    within = [11, 12, 500, 502]
+    assert set(ranked_ids(recommender, [10], 10, within=within)) == set(within)
+    assert 12 not in ranked_ids(recommender, [10], 10, exclude=[12])
+    assert ranked_ids(recommender, [10], 10, within=[10]) == []  # only the query film: nothing to return
+
+
+def test_ranking_is_stable_between_calls(recommender: Recommender) -> None:
+    assert ranked_ids(recommender, [10], 10) == ranked_ids(recommender, [10], 10)
+
+
+def with_ranking(recommender: Recommender, **weights: float) -> Recommender:
+    ranking = Ranking(**{**recommender.ranking.as_dict(), **weights})
+    return Recommender(recommender.movies, recommender.index, recommender._people, ranking)
+
+
+def test_prior_weight_lifts_notable_films(recommender: Recommender) -> None:
+    movies = recommender.movies.assign(prior=[0.0] * (len(ROWS) - 1) + [5.0])  # make Kitchen Comedy notable
+    loud = Recommender(movies, recommender.index, recommender._people, Ranking(prior_weight=1.0))
+    assert ranked_ids(loud, [10], 1) == [502]
+    quiet = Recommender(movies, recommender.index, recommender._people, Ranking(prior_weight=0.0))
+    assert ranked_ids(quiet, [10], 1) != [502]
+
+
+def test_era_weight_prefers_the_same_decade(recommender: Recommender) -> None:
+    near = with_ranking(recommender, era_weight=5.0)
+    years = {f["id"]: f["year"] for f in (near.film(i) for i in ranked_ids(near, [17], 3))}
+    assert all(abs(year - 1997) <= 3 for year in years.values())
+
+
+def test_people_similarity_finds_shared_directors(recommender: Recommender) -> None:
+    people_only = with_ranking(recommender, dense_weight=0.0, prior_weight=0.0, era_weight=0.0)
+    top = ranked_ids(people_only, [10], 7)
+    assert set(top) == set(range(11, 18))  # every other Ann Lee sci-fi film first
+
+
+def test_later_liked_films_weigh_more(recommender: Recommender) -> None:
+    steep = with_ranking(recommender, recency=0.01)
+    assert ranked_ids(steep, [10, 500], 1) == [501]  # Hamlet, liked last, dominates
+    assert ranked_ids(steep, [500, 10], 1)[0] in range(11, 18)

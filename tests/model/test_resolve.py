@@ -21,6 +21,8 @@ FILMS = [
     ("X", 1963, 3),
     ("Fast & Furious", 2009, 150),
     ("Schindler's List", 1993, 120),
+    ("Heat", 1995, 80),
+    ("The Heat", 2013, 200),
 ]
 
 
@@ -72,6 +74,11 @@ def test_title_key_drops_a_leading_article() -> None:
 )
 def test_case_accents_and_punctuation_do_not_matter(resolver: TitleResolver, query: str, expected: tuple) -> None:
     assert title_of(resolver, query) == expected
+
+
+def test_the_title_as_typed_wins_over_an_article_variant(resolver: TitleResolver) -> None:
+    assert title_of(resolver, "Heat") == ("Heat", 1995, "exact")
+    assert title_of(resolver, "the heat") == ("The Heat", 2013, "exact")
 
 
 def test_shared_title_without_year_takes_the_most_reviewed(resolver: TitleResolver) -> None:

