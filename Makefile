@@ -47,8 +47,9 @@ stop() {
   if ! running "$$name"; then rm -f $(RUN)/$$name.pid; echo "$$name: not running"; return; fi
   pid=$$(cat $(RUN)/$$name.pid)
   kill -TERM -- "-$$pid" 2>/dev/null || kill -TERM "$$pid"
-  for ((i = 0; i < 100; i++)); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$$pid" 2>/dev/null && kill -KILL -- "-$$pid" 2>/dev/null || true
+  # wait for the whole group: `mlflow models serve` leaves uvicorn as a child of the recorded process
+  for ((i = 0; i < 150; i++)); do kill -0 -- "-$$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 -- "-$$pid" 2>/dev/null && kill -KILL -- "-$$pid" 2>/dev/null || true
   rm -f $(RUN)/$$name.pid
   echo "$$name: stopped (pid $$pid)"
 }

@@ -3,7 +3,7 @@
 | status | code                  | when                                                        |
 | ------ | --------------------- | ----------------------------------------------------------- |
 | 404    | `unknown_title`       | no film matches the title; carries `suggestions`            |
-| 404    | `not_found`           | no such route                                               |
+| 404    | `not_found`           | no such route, or no film with that id                      |
 | 405    | `method_not_allowed`  | wrong HTTP method                                           |
 | 422    | `invalid_request`     | the body does not match the request schema; carries `errors`|
 | 502    | `scoring_error`       | the scoring server failed (its stack trace is logged only)  |
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 UNKNOWN_TITLE = "No film matches this title."
 INVALID_REQUEST = "The request body is not valid."
+FILM_NOT_FOUND = "No film has this id."
 SCORING_UNAVAILABLE = "The recommendation model is unreachable; try again shortly."
 SCORING_TIMEOUT = "The recommendation model did not answer in time."
 SCORING_ERROR = "The recommendation model failed to answer."
@@ -48,6 +49,10 @@ class GatewayError(Exception):
 
 class UnknownTitle(GatewayError):
     status_code, code, detail = 404, "unknown_title", UNKNOWN_TITLE
+
+
+class FilmNotFound(GatewayError):
+    status_code, code, detail = 404, "not_found", FILM_NOT_FOUND
 
 
 class InvalidQuery(GatewayError):

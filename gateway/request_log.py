@@ -39,6 +39,7 @@ class RequestRecord:
     latency_ms: float
     model_version: str | None
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    extra: dict[str, str] = field(default_factory=dict)  # further params of richer requests (n_liked, query...)
     run_id: str | None = None  # set once the run exists: a retry continues it rather than making a second run
     stage: int = 0  # index into _STAGES of the next step to do
 
@@ -201,9 +202,12 @@ class RequestLogger:
 
 
 def _params(record: RequestRecord) -> list[Param]:
-    params = [Param("title", record.title), Param("top_n", str(record.top_n))]
+    params = [Param("top_n", str(record.top_n))]
+    if record.title:
+        params.append(Param("title", record.title))
     if record.year is not None:
         params.append(Param("year", str(record.year)))
+    params += [Param(key, value) for key, value in record.extra.items()]
     return params
 
 

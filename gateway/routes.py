@@ -1,40 +1,48 @@
-"""The HTTP API: recommendations and health."""
+"""The HTTP API: recommendations, title search, film details, health."""
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 
 from gateway.deps import RequestLogDep, ScoringDep, SettingsDep
-from gateway.errors import GatewayError, InvalidQuery, UnknownTitle
+from gateway.errors import FilmNotFound, GatewayError, InvalidQuery, UnknownTitle
 from gateway.request_log import RequestLogger, RequestRecord
 from gateway.schemas import (
+    MAX_SEARCH,
+    MAX_TITLE_CHARS,
     ErrorResponse,
+    FilmDetails,
     HealthResponse,
     RecommendationRequest,
     RecommendationResponse,
+    SearchResponse,
     ServedModel,
 )
 from gateway.scoring import ModelIdentity
 
 router = APIRouter()
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No film matches the title; `suggestions` lists close titles."},
-    422: {"model": ErrorResponse, "description": "The request body is not valid."},
+_UPSTREAM: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "The request is not valid."},
     502: {"model": ErrorResponse, "description": "The scoring server failed."},
     503: {"model": ErrorResponse, "description": "The scoring server is unreachable."},
     504: {"model": ErrorResponse, "description": "The scoring server timed out."},
 }
 
 
-@router.post("/movies/recommendations/", response_model=RecommendationResponse, responses=_ERRORS)
+@router.post(
+    "/movies/recommendations/",
+    response_model=RecommendationResponse,
+    responses={404: {"model": ErrorResponse, "description": "No query film matches; see `suggestions`."}, **_UPSTREAM},
+)
 async def recommend(
     request: RecommendationRequest, scoring: ScoringDep, request_log: RequestLogDep
 ) -> RecommendationResponse:
-    """Movies similar to the given title."""
+    """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging."""
     started = time.perf_counter()
     try:
         result = await scoring.recommend(request)
@@ -44,6 +52,32 @@ async def recommend(
         raise
     _log(request_log, request, started, "ok", 200, len(response.recommendations), scoring.identity)
     return response
+
+
+@router.get("/movies/search", response_model=SearchResponse, responses=_UPSTREAM)
+async def search(
+    scoring: ScoringDep,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_TITLE_CHARS, description="title text; typos tolerated")],
+    limit: Annotated[int, Query(ge=1, le=MAX_SEARCH, description="how many films")] = 10,
+) -> SearchResponse:
+    """Films whose titles match `q`, for autocomplete and for picking among films that share a title."""
+    if not q.strip():
+        raise InvalidQuery("q must contain visible characters")
+    result = _ok(await scoring.search(q, limit))
+    return SearchResponse(results=result["results"], model=_served(scoring.identity))
+
+
+@router.get(
+    "/movies/{film_id}",
+    response_model=FilmDetails,
+    responses={404: {"model": ErrorResponse, "description": "No film has this id."}, **_UPSTREAM},
+)
+async def film(scoring: ScoringDep, film_id: Annotated[int, Path(ge=0, le=2**63 - 1)]) -> FilmDetails:
+    """One film's details."""
+    result = await scoring.film(film_id)
+    if result.get("status") == "not_found":
+        raise FilmNotFound()
+    return FilmDetails(**_ok(result)["film"])
 
 
 @router.get("/health", response_model=HealthResponse)
@@ -56,23 +90,36 @@ async def health(scoring: ScoringDep, request_log: RequestLogDep, settings: Sett
     return HealthResponse(
         status="degraded" if degraded else "ok",
         scoring={"url": settings.scoring_url, "reachable": reachable},
-        model=ServedModel(name=identity.name, version=identity.version),
+        model=_served(identity),
         request_log=log_state,
     )
 
 
 def to_response(result: dict[str, Any], identity: ModelIdentity) -> RecommendationResponse:
-    """Shape the model's record for one query into the API response; domain outcomes become errors."""
-    status = result.get("status")
-    if status == "unknown_title":
-        raise UnknownTitle(suggestions=result.get("suggestions") or [])
-    if status != "ok":
-        raise InvalidQuery(result.get("reason") or None)
+    """Shape the model's record for one request into the API response; domain outcomes become errors."""
+    if result.get("status") == "unknown_title":
+        raise UnknownTitle(suggestions=result.get("suggestions") or [], unresolved=result.get("unresolved") or [])
+    result = _ok(result)
     return RecommendationResponse(
-        query=result["query"],
+        query=result.get("query"),
+        liked=result.get("liked") or [],
+        disliked=result.get("disliked") or [],
+        unresolved=result.get("unresolved") or [],
         recommendations=result["recommendations"],
-        model=ServedModel(name=identity.name, version=identity.version),
+        offset=result.get("offset", 0),
+        top_n=result.get("top_n", len(result["recommendations"])),
+        model=_served(identity),
     )
+
+
+def _ok(result: dict[str, Any]) -> dict[str, Any]:
+    if result.get("status") != "ok":
+        raise InvalidQuery(result.get("reason") or None)
+    return result
+
+
+def _served(identity: ModelIdentity) -> ServedModel:
+    return ServedModel(name=identity.name, version=identity.version)
 
 
 def _log(
@@ -86,7 +133,7 @@ def _log(
 ) -> None:
     request_log.submit(
         RequestRecord(
-            title=request.title,
+            title=request.title or "",
             top_n=request.top_n,
             year=request.year,
             status=status,
@@ -94,5 +141,25 @@ def _log(
             n_returned=n_returned,
             latency_ms=(time.perf_counter() - started) * 1000,
             model_version=identity.version,
+            extra=_extra_params(request),
         )
     )
+
+
+def _extra_params(request: RecommendationRequest) -> dict[str, str]:
+    """The richer fields of a request as short run params (absent when not used)."""
+    extra: dict[str, str] = {}
+    for name in ("liked", "disliked", "exclude", "within"):
+        films = getattr(request, name)
+        if films:
+            extra[f"n_{name}"] = str(len(films))
+    if request.query:
+        extra["query"] = request.query[:250]
+    filters = request.model_dump(include={"genres", "exclude_genres", "year_min", "year_max"}, exclude_none=True)
+    if filters:
+        extra["filters"] = json.dumps(filters, ensure_ascii=False)[:500]
+    if request.diversity:
+        extra["diversity"] = str(request.diversity)
+    if request.offset:
+        extra["offset"] = str(request.offset)
+    return extra

@@ -46,9 +46,19 @@ class ScoringClient:
         self._refreshing: asyncio.Task[ModelIdentity] | None = None
 
     async def recommend(self, request: RecommendationRequest) -> dict[str, Any]:
-        """The model's record for one request: status, reason, query, suggestions, recommendations."""
-        query = request.model_dump(exclude_none=True)
-        predictions = await self._invoke({"inputs": [query]})
+        """The model's record for one request: status, reason, query, liked, unresolved, recommendations..."""
+        return await self._one(request.model_inputs(), "recommend")
+
+    async def search(self, text: str, limit: int) -> dict[str, Any]:
+        """Films whose titles match `text`, best first: status, results."""
+        return await self._one({"title": text, "top_n": limit}, "search")
+
+    async def film(self, film_id: int) -> dict[str, Any]:
+        """One film's details: status (ok or not_found), film."""
+        return await self._one({"id": film_id}, "film")
+
+    async def _one(self, row: dict[str, Any], mode: str) -> dict[str, Any]:
+        predictions = await self._invoke({"inputs": [row], "params": {"mode": mode}})
         if not isinstance(predictions, list) or len(predictions) != 1 or not isinstance(predictions[0], dict):
             logger.error("scoring server answered an unexpected shape: %.500s", predictions)
             raise ScoringFailed()

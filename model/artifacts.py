@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,15 @@ def save_artifacts(
     movies.to_parquet(paths[MOVIES], index=False)
     sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
     return paths
+
+
+def code_digest(package: Path | None = None) -> str:
+    """Short SHA-256 of the `model` package's source: which code a build shipped, and which code evaluates it."""
+    package = package or Path(__file__).parent
+    digest = hashlib.sha256()
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def read_movies(path: str | Path) -> pd.DataFrame:

@@ -1,21 +1,25 @@
-"""The recommender itself: resolves query titles, retrieves with FAISS, re-ranks. No MLflow, no HTTP.
+"""The recommender itself: resolves query films, retrieves with FAISS, re-ranks. No MLflow, no HTTP.
 
-Ranking, for query films Q (one title, or several liked films, the later weighing more):
+A request names query films (`title`, `liked`: the later weighing more), films to push away (`disliked`) and/or
+free text (`query`). Their vectors combine into one query; then
 
-    score(film) = dense_weight        x cos(mean vector of Q, film vector)            [FAISS retrieves the pool]
-                + (1 - dense_weight)  x cos(mean shared-people row of Q, film row)    [model/people.py]
-                + prior_weight        x notability prior of the film                  [model/prior.py]
-                - era_weight          x |film year - mean year of Q| / 10
+    score(film) = dense_weight        x cos(query embedding, film embedding)        [FAISS retrieves the pool]
+                + (1 - dense_weight)  x cos(query people row, film people row)      [model/people.py]
+                + prior_weight        x notability prior of the film                [model/prior.py]
+                - era_weight          x |film year - query films' year| / 10
 
-FAISS retrieves the `pool` nearest films by embedding (restricted to `within` when given); the blend re-ranks that
-pool exactly. A title query uses the film's stored vectors: nothing is encoded. Outcomes are values: each query
-gives a record with `status` ok / unknown_title / invalid.
+(without query films there is no people row and no year: the embedding takes the whole similarity weight).
+FAISS retrieves the `pool` nearest films by embedding among the films the filters allow (an id selector, so a
+filter never starves the list); the blend re-ranks that pool exactly; `diversity` re-ranks it again by maximal
+marginal relevance; `offset` pages through the result. Title queries use stored vectors: only free text is
+encoded. Outcomes are values: each query gives a record whose `status` is ok / unknown_title / invalid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import faiss
@@ -25,17 +29,30 @@ from scipy import sparse
 
 from model.artifacts import read_artifacts
 from model.index import MISSING_ID, index_contents
-from model.resolve import Resolution, TitleResolver
+from model.resolve import MAX_SUGGESTIONS, Resolution, TitleResolver
 from model.schema import (
     DEFAULT_TOP_N,
+    ID_REQUIRED,
+    LIKED_AND_DISLIKED,
+    MAX_SEARCH,
+    SEARCH_REQUIRED,
     STATUS_INVALID,
+    STATUS_NOT_FOUND,
     STATUS_OK,
     STATUS_UNKNOWN_TITLE,
+    UNKNOWN_GENRES,
+    FilmRef,
     Query,
     invalid_reason,
 )
 
 RESPONSE_CAST = 10  # names per film in a response; the stored cast is ranked best-known first
+DETAIL_CAST = 30
+DISLIKE_WEIGHT = 0.5  # how hard disliked films push, relative to the liked films' pull
+EXPLAINED_FIELDS = ("genres", "directors", "cast", "writers")
+TEXT_FIELDS = ("title", "genres", "directors", "cast", "writers")
+
+Encode = Callable[[list[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -59,14 +76,37 @@ class Ranking:
 
 @dataclass(frozen=True)
 class Ranked:
-    """Catalog ids best first, with their scores."""
+    """Catalog rows best first, with their scores."""
 
-    ids: list[int]
+    rows: list[int]
     scores: list[float]
 
 
+@dataclass
+class Resolved:
+    """Films a request named, resolved to catalog rows, and what could not be resolved."""
+
+    rows: list[int] = field(default_factory=list)
+    films: list[dict[str, Any]] = field(default_factory=list)
+    unresolved: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Search:
+    """Everything `_search` needs: query films (in order), pushed-away films, free text, allowed films."""
+
+    liked: list[int]
+    disliked: list[int]
+    text: np.ndarray | None
+    allowed: np.ndarray | None  # bool per row; None: every film not banned
+    banned: set[int]
+    top_n: int
+    offset: int = 0
+    diversity: float = 0.0
+
+
 class Recommender:
-    """Films similar to query films, over one catalog, its FAISS index and its shared-people matrix."""
+    """Films for query films and/or free text, over one catalog, its FAISS index and its shared-people matrix."""
 
     def __init__(
         self,
@@ -75,11 +115,15 @@ class Recommender:
         people: sparse.csr_matrix,
         ranking: Ranking = Ranking(),
         info: Mapping[str, Any] | None = None,
+        encoder: Callable[[], Encode] | None = None,
     ) -> None:
         self.movies = movies.reset_index(drop=True)
         self.index = index
         self.ranking = ranking
         self.info = dict(info or {})
+        self._load_encoder = encoder
+        self._encode: Encode | None = None
+        self._encoder_lock = threading.Lock()
         ids = self.movies["id"].to_numpy(dtype=np.int64)
         self._ids = ids
         self._sorter = np.argsort(ids, kind="stable")
@@ -90,32 +134,55 @@ class Recommender:
         if np.array_equal(vector_ids, ids):  # the build adds vectors in catalog order: use the index's memory
             self._vectors = vectors
         else:
-            by_id = vectors[np.argsort(vector_ids, kind="stable")]
-            self._vectors = by_id[np.argsort(self._sorter, kind="stable")]
+            self._vectors = vectors[np.argsort(vector_ids, kind="stable")][np.argsort(self._sorter, kind="stable")]
         if people.shape[0] != len(ids):
             raise ValueError(f"people matrix has {people.shape[0]} rows for {len(ids)} films")
         self._people = people.tocsr()
-        self._prior = self.movies["prior"].to_numpy(dtype=np.float32) if "prior" in self.movies else np.zeros(len(ids))
+        self._prior = self.movies["prior"].to_numpy(np.float32) if "prior" in self.movies else np.zeros(len(ids))
         self._years = self.movies["year"].to_numpy(dtype=np.float64, na_value=np.nan)
         self._films = [_film_record(row) for row in self.movies.itertuples(index=False)]
+        self._genres = _genre_index(self.movies["genres"])
         self.resolver = TitleResolver(
             self.movies["title"].tolist(), self.movies["year"].tolist(), self.movies["reviews"]
         )
 
     @classmethod
     def from_artifacts(cls, paths: Mapping[str, str], config: Mapping[str, Any] | None = None) -> Recommender:
-        movies, index, people, _encoder = read_artifacts(paths)
-        return cls(movies, index, people, Ranking.from_config(config), info=config)
+        movies, index, people, encoder_dir = read_artifacts(paths)
+
+        def load_encoder() -> Encode:
+            from model.encoder import encode, load_encoder
+
+            model = load_encoder(encoder_dir)
+            return lambda texts: encode(model, texts)
+
+        return cls(movies, index, people, Ranking.from_config(config), info=config, encoder=load_encoder)
+
+    def with_ranking(self, ranking: Ranking) -> Recommender:
+        """The same catalog and artifacts under other weights (for tuning); shares the encoder."""
+        other = Recommender(self.movies, self.index, self._people, ranking, self.info, self._load_encoder)
+        other._encode = self._encode
+        return other
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Normalised embeddings of free texts, (len(texts), dim); loads the encoder on first use."""
+        if self._encode is None:
+            with self._encoder_lock:
+                if self._encode is None:
+                    if self._load_encoder is None:
+                        raise RuntimeError("this recommender has no encoder")
+                    self._encode = self._load_encoder()
+        return self._encode(texts)
 
     # --- lookups ---------------------------------------------------------------------------------------------
 
     def rows_of(self, film_ids: Iterable[int]) -> np.ndarray:
         """Catalog rows of catalog ids (every id must exist)."""
         wanted = np.asarray(list(film_ids), dtype=np.int64)
-        found = np.searchsorted(self._sorted_ids, wanted)
-        if len(wanted) and (found.max() >= len(self._sorted_ids) or (self._sorted_ids[found] != wanted).any()):
-            raise KeyError(f"unknown catalog id(s) among {wanted[:5].tolist()}")
-        return self._sorter[found]
+        found = self._find(wanted)
+        if (found < 0).any():
+            raise KeyError(f"unknown catalog id(s) among {wanted[found < 0][:5].tolist()}")
+        return found
 
     def film(self, film_id: int) -> dict[str, Any]:
         """The response record of one catalog film (a fresh dict the caller may extend)."""
@@ -125,7 +192,90 @@ class Recommender:
         """The stored, normalised embedding of one catalog film, shape (dim,)."""
         return self._vectors[int(self.rows_of([film_id])[0])]
 
-    # --- ranking ---------------------------------------------------------------------------------------------
+    def _find(self, wanted: np.ndarray) -> np.ndarray:
+        """Rows of ids, -1 where an id is not in the catalog."""
+        slots = np.clip(np.searchsorted(self._sorted_ids, wanted), 0, len(self._sorted_ids) - 1)
+        hit = self._sorted_ids[slots] == wanted
+        return np.where(hit, self._sorter[slots], -1)
+
+    # --- modes -------------------------------------------------------------------------------------------------
+
+    def recommend(self, queries: Sequence[Query]) -> list[dict[str, Any]]:
+        """One result record per query, in order (see `_answer`)."""
+        return [self._answer(query) for query in queries]
+
+    def search(self, queries: Sequence[Query]) -> list[dict[str, Any]]:
+        """Title search: `title` is the text, `top_n` the number of results (default 10)."""
+        answers = []
+        for query in queries:
+            limit = query.top_n or 10
+            if not (query.title or "").strip() or not 1 <= limit <= MAX_SEARCH:
+                answers.append(_result(STATUS_INVALID, reason=SEARCH_REQUIRED))
+                continue
+            hits = self.resolver.search(query.title or "", limit)
+            results = [{**self._brief(row), "match_score": round(score, 1)} for row, score in hits]
+            answers.append({"status": STATUS_OK, "reason": None, "results": results})
+        return answers
+
+    def details(self, queries: Sequence[Query]) -> list[dict[str, Any]]:
+        """One film's full record per query `id`."""
+        answers = []
+        for query in queries:
+            if query.id is None:
+                answers.append(_result(STATUS_INVALID, reason=ID_REQUIRED))
+                continue
+            row = int(self._find(np.asarray([query.id]))[0])
+            if row < 0:
+                answers.append({"status": STATUS_NOT_FOUND, "reason": f"no film has id {query.id}", "film": None})
+                continue
+            answers.append({"status": STATUS_OK, "reason": None, "film": self._details(row)})
+        return answers
+
+    # --- recommend -------------------------------------------------------------------------------------------
+
+    def _answer(self, query: Query) -> dict[str, Any]:
+        """status, reason, query, liked, disliked, unresolved, suggestions, recommendations, offset, top_n."""
+        reason = invalid_reason(query)
+        if reason:
+            return _result(STATUS_INVALID, reason=reason)
+        title = self._resolve([FilmRef(title=query.title, year=query.year)], "title") if query.title else Resolved()
+        liked = self._resolve(query.liked or [], "liked")
+        disliked = self._resolve(query.disliked or [], "disliked")
+        excluded = self._resolve(query.exclude or [], "exclude")
+        unresolved = title.unresolved + liked.unresolved + disliked.unresolved + excluded.unresolved
+        positive = list(dict.fromkeys(liked.rows + title.rows))  # the title weighs most: it comes last
+        text = (query.query or "").strip()
+        if not positive and not text:
+            suggestions = next((u["suggestions"] for u in unresolved if u["suggestions"]), [])
+            return _result(STATUS_UNKNOWN_TITLE, suggestions=suggestions, unresolved=unresolved)
+        both = set(positive) & set(disliked.rows)
+        if both:
+            titles = ", ".join(sorted(self._films[row]["title"] for row in both))
+            return _result(STATUS_INVALID, reason=LIKED_AND_DISLIKED.format(titles=titles))
+        allowed, reason = self._filters(query)
+        if reason:
+            return _result(STATUS_INVALID, reason=reason)
+        search = Search(
+            liked=positive,
+            disliked=disliked.rows,
+            text=self.encode([text])[0] if text else None,
+            allowed=allowed,
+            banned=set(positive) | set(disliked.rows) | set(excluded.rows),
+            top_n=query.top_n or DEFAULT_TOP_N,
+            offset=query.offset or 0,
+            diversity=query.diversity or 0.0,
+        )
+        ranked = self._search(search)
+        result = _result(STATUS_OK, unresolved=unresolved)
+        result.update(
+            query=title.films[0] if title.films else None,
+            liked=liked.films,
+            disliked=disliked.films,
+            recommendations=self._explain(ranked, positive, search.text),
+            offset=search.offset,
+            top_n=search.top_n,
+        )
+        return result
 
     def rank(
         self,
@@ -134,80 +284,213 @@ class Recommender:
         exclude: Iterable[int] = (),
         within: Sequence[int] | None = None,
     ) -> Ranked:
-        """The `top_n` best films for query films `liked` (in order, later weighing more), never returning a query
-        film or an `exclude`d one, and only films from `within` when given."""
-        rows = self.rows_of(liked)
-        weights = self.ranking.recency ** np.arange(len(rows) - 1, -1, -1, dtype=np.float64)
-        weights /= weights.sum()
-        dense = _unit(weights @ self._vectors[rows])
-        people = _unit_row(sparse.csr_matrix(weights) @ self._people[rows])
-        years = self._years[rows]
-        known = ~np.isnan(years)
-        era = float(weights[known] @ years[known] / weights[known].sum()) if known.any() else None
-        banned = set(self._ids[rows].tolist()) | {int(i) for i in exclude}
-        pool = self._pool(dense, top_n + len(banned), within)
-        pool = pool[~np.isin(self._ids[pool], list(banned))]
-        scores = self._blend(pool, dense, people, era)
-        order = np.lexsort((self._ids[pool], -scores))[:top_n]  # ties by id: stable between calls
-        return Ranked(self._ids[pool[order]].tolist(), scores[order].tolist())
-
-    def _pool(self, dense: np.ndarray, needed: int, within: Sequence[int] | None) -> np.ndarray:
-        """Rows of the films FAISS finds nearest to `dense`: at least `needed`, usually `ranking.pool`."""
-        size = len(within) if within is not None else self.index.ntotal
-        k = min(max(self.ranking.pool, needed), size)
-        if k <= 0:
-            return np.empty(0, dtype=np.int64)
-        params = None
+        """Rows of the `top_n` best films for query film ids `liked` (later weighing more): the ranking of a
+        `liked` request with an `exclude` and a `within` filter, without resolving titles or explaining."""
+        rows = self.rows_of(liked).tolist()
+        allowed = None
         if within is not None:
-            params = faiss.SearchParameters()
-            params.sel = faiss.IDSelectorBatch(np.asarray(within, dtype=np.int64))
-        _, ids = self.index.search(dense.reshape(1, -1).astype(np.float32), k, params=params)
-        found = ids[0][ids[0] != MISSING_ID]
-        return self.rows_of(found)
+            allowed = np.zeros(len(self._ids), dtype=bool)
+            allowed[self.rows_of(within)] = True
+        banned = set(rows) | set(self.rows_of(exclude).tolist())
+        return self._search(Search(rows, [], None, allowed, banned, top_n))
 
-    def _blend(self, rows: np.ndarray, dense: np.ndarray, people: sparse.csr_matrix, era: float | None) -> np.ndarray:
+    def _resolve(self, refs: Sequence[FilmRef], field: str) -> Resolved:
+        resolved = Resolved()
+        for ref in refs:
+            if ref.id is not None:
+                row = int(self._find(np.asarray([ref.id]))[0])
+                resolution = Resolution(row if row >= 0 else None, "id" if row >= 0 else None, 100.0)
+            else:
+                resolution = self.resolver.resolve(ref.title or "", ref.year)
+            given = ref.model_dump(exclude_none=True)
+            if resolution.position is None:
+                suggestions = [self._brief(p) for p in resolution.suggestions]
+                resolved.unresolved.append({"field": field, "input": given, "suggestions": suggestions})
+            elif resolution.position not in resolved.rows:
+                resolved.rows.append(resolution.position)
+                film = dict(self._films[resolution.position])
+                film.update(matched=resolution.matched, match_score=round(resolution.score, 1))
+                resolved.films.append(film)
+        return resolved
+
+    def _filters(self, query: Query) -> tuple[np.ndarray | None, str | None]:
+        """Films the filters allow (None when there are no filters), or the reason a filter is unusable."""
+        wanted = [*(query.genres or []), *(query.exclude_genres or [])]
+        unknown = sorted({g for g in wanted if _genre_key(g) not in self._genres})
+        if unknown:
+            known = ", ".join(sorted(name for name, _ in self._genres.values()))
+            return None, UNKNOWN_GENRES.format(unknown=", ".join(unknown), known=known)
+        allowed = np.ones(len(self._ids), dtype=bool)
+        if query.genres:
+            allowed &= np.logical_or.reduce([self._genres[_genre_key(g)][1] for g in query.genres])
+        for genre in query.exclude_genres or []:
+            allowed &= ~self._genres[_genre_key(genre)][1]
+        if query.year_min is not None:
+            allowed &= self._years >= query.year_min
+        if query.year_max is not None:
+            allowed &= self._years <= query.year_max
+        if query.within is not None:
+            inside = np.zeros(len(self._ids), dtype=bool)
+            rows = self._find(np.asarray(query.within, dtype=np.int64))
+            inside[rows[rows >= 0]] = True
+            allowed &= inside
+        return (None if allowed.all() else allowed), None
+
+    def _search(self, search: Search) -> Ranked:
+        dense, people, era = self._query_vectors(search)
+        pool = self._pool(dense, search)
+        scores = self._blend(pool, dense, people, era)
+        wanted = search.offset + search.top_n
+        if search.diversity > 0:
+            order = self._diversify(pool, scores, wanted, search.diversity)
+        else:
+            order = np.lexsort((self._ids[pool], -scores))[:wanted]  # ties by id: stable between calls and pages
+        order = order[search.offset : wanted]
+        return Ranked(pool[order].tolist(), scores[order].tolist())
+
+    def _query_vectors(self, search: Search) -> tuple[np.ndarray, sparse.csr_matrix | None, float | None]:
+        rows = np.asarray(search.liked, dtype=np.int64)
+        dense = np.zeros(self._vectors.shape[1], dtype=np.float32)
+        people, era = None, None
+        if len(rows):
+            weights = self.ranking.recency ** np.arange(len(rows) - 1, -1, -1, dtype=np.float64)
+            weights /= weights.sum()
+            dense = _unit(weights @ self._vectors[rows])
+            people = sparse.csr_matrix(weights) @ self._people[rows]
+            years = self._years[rows]
+            known = ~np.isnan(years)
+            era = float(weights[known] @ years[known] / weights[known].sum()) if known.any() else None
+        if search.text is not None:
+            dense = _unit(dense + search.text)
+        if search.disliked:
+            pushed = np.asarray(search.disliked, dtype=np.int64)
+            dense = _unit(dense - DISLIKE_WEIGHT * self._vectors[pushed].mean(axis=0))
+            if people is not None:
+                people = people - DISLIKE_WEIGHT * sparse.csr_matrix(self._people[pushed].mean(axis=0))
+        if people is not None:
+            people = _unit_row(sparse.csr_matrix(people))
+        return dense, (people if people is not None and people.nnz else None), era
+
+    def _pool(self, dense: np.ndarray, search: Search) -> np.ndarray:
+        """Rows FAISS finds nearest to `dense` among the allowed, unbanned films: `ranking.pool` of them (fewer
+        only when fewer are allowed). The pool does not depend on `top_n` or `offset`, so pages never reshuffle."""
+        query = dense.reshape(1, -1).astype(np.float32)
+        if search.allowed is None:
+            k = min(self.ranking.pool + len(search.banned), self.index.ntotal)
+            _, ids = self.index.search(query, k)
+            rows = self._find(ids[0][ids[0] != MISSING_ID])
+            rows = rows[~np.isin(rows, list(search.banned))]
+            return rows[: self.ranking.pool]
+        allowed = search.allowed.copy()
+        allowed[list(search.banned)] = False
+        candidates = self._ids[allowed]
+        if len(candidates) == 0:
+            return np.empty(0, dtype=np.int64)
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorBatch(candidates)
+        _, ids = self.index.search(query, min(self.ranking.pool, len(candidates)), params=params)
+        return self._find(ids[0][ids[0] != MISSING_ID])
+
+    def _blend(
+        self, rows: np.ndarray, dense: np.ndarray, people: sparse.csr_matrix | None, era: float | None
+    ) -> np.ndarray:
         weights = self.ranking
-        score = weights.dense_weight * (self._vectors[rows] @ dense)
-        if weights.dense_weight < 1 and people.nnz:
-            shared = (self._people[rows] @ people.T).toarray().ravel()
-            score += (1 - weights.dense_weight) * shared
+        similarity_weight = weights.dense_weight if people is not None else 1.0
+        score = similarity_weight * (self._vectors[rows] @ dense)
+        if people is not None and similarity_weight < 1:
+            score += (1 - similarity_weight) * (self._people[rows] @ people.T).toarray().ravel()
         score += weights.prior_weight * self._prior[rows]
         if era is not None and weights.era_weight:
             gap = np.abs(self._years[rows] - era) / 10
             score -= weights.era_weight * np.nan_to_num(gap, nan=0.0)
         return score.astype(np.float64)
 
-    # --- predict ---------------------------------------------------------------------------------------------
+    def _diversify(self, rows: np.ndarray, scores: np.ndarray, wanted: int, diversity: float) -> np.ndarray:
+        """Maximal marginal relevance: each next film maximises (1 - diversity) x score - diversity x its highest
+        cosine to the films already chosen. Returns positions into `rows`, in the chosen order."""
+        vectors = self._vectors[rows]
+        closest = np.full(len(rows), -np.inf)
+        chosen: list[int] = []
+        available = np.ones(len(rows), dtype=bool)
+        for _ in range(min(wanted, len(rows))):
+            penalty = np.where(np.isinf(closest), 0.0, closest)
+            value = np.where(available, (1 - diversity) * scores - diversity * penalty, -np.inf)
+            pick = int(np.argmax(value))
+            chosen.append(pick)
+            available[pick] = False
+            closest = np.maximum(closest, vectors @ vectors[pick])
+        return np.asarray(chosen, dtype=np.int64)
 
-    def recommend(self, queries: Sequence[Query]) -> list[dict[str, Any]]:
-        """One result record per query, in order: status, reason, query, suggestions, recommendations."""
-        return [self._answer(query) for query in queries]
+    # --- response records ------------------------------------------------------------------------------------
 
-    def _answer(self, query: Query) -> dict[str, Any]:
-        reason = invalid_reason(query)
-        if reason:
-            return _result(STATUS_INVALID, reason=reason)
-        resolution = self.resolver.resolve(query.title or "", query.year)
-        if resolution.position is None:
-            return _result(STATUS_UNKNOWN_TITLE, suggestions=self._suggestions(resolution))
-        film_id = int(self._ids[resolution.position])
-        ranked = self.rank([film_id], query.top_n or DEFAULT_TOP_N)
-        result = _result(STATUS_OK, query=self._query_film(film_id, resolution))
-        result["recommendations"] = [
-            {**self._films[int(row)], "score": round(score, 4)}
-            for row, score in zip(self.rows_of(ranked.ids), ranked.scores, strict=True)
-        ]
-        return result
+    def _explain(self, ranked: Ranked, positive: list[int], text: np.ndarray | None) -> list[dict[str, Any]]:
+        """Recommendation records with `score` and `because`: what each shares with the query films, and for free
+        text the film field whose text is closest to it."""
+        shared = {name: set().union(*(self.movies.at[r, name] for r in positive)) for name in EXPLAINED_FIELDS}
+        closest = self._closest_fields(ranked.rows, text) if text is not None else [None] * len(ranked.rows)
+        records = []
+        for row, score, field_match in zip(ranked.rows, ranked.scores, closest, strict=True):
+            because: dict[str, Any] = {
+                name: [v for v in self.movies.at[row, name] if v in shared[name]] for name in EXPLAINED_FIELDS
+            }
+            because["query_match"] = field_match
+            records.append({**self._films[row], "score": round(score, 4), "because": because})
+        return records
 
-    def _query_film(self, film_id: int, resolution: Resolution) -> dict[str, Any]:
-        record = self.film(film_id)
-        record["matched"] = resolution.matched
-        record["match_score"] = round(resolution.score, 1)
+    def _closest_fields(self, rows: list[int], text: np.ndarray) -> list[dict[str, str] | None]:
+        texts, owners = [], []
+        for i, row in enumerate(rows):
+            for name in TEXT_FIELDS:
+                value = self._field_text(row, name)
+                if value:
+                    texts.append(value)
+                    owners.append((i, name, value))
+        best: list[dict[str, str] | None] = [None] * len(rows)
+        if not texts:
+            return best
+        similarity = self.encode(texts) @ text
+        top: dict[int, float] = {}
+        for (i, name, value), sim in zip(owners, similarity.tolist(), strict=True):
+            if sim > top.get(i, -np.inf):
+                top[i] = sim
+                best[i] = {"field": name, "text": value}
+        return best
+
+    def _field_text(self, row: int, name: str) -> str:
+        if name == "title":
+            return str(self.movies.at[row, "title"])
+        values = list(self.movies.at[row, name])
+        return ", ".join(values[:5] if name == "cast" else values)
+
+    def _brief(self, row: int) -> dict[str, Any]:
+        film = self._films[row]
+        return {"id": film["id"], "title": film["title"], "year": film["year"], "genres": film["genres"]}
+
+    def _details(self, row: int) -> dict[str, Any]:
+        movie = self.movies.iloc[row]
+        record = dict(self._films[row])
+        record["cast"] = list(movie["cast"])[:DETAIL_CAST]
+        record["writers"] = list(movie["writers"])
+        for column in ("reviews", "rating", "metacritic", "box_office", "awards"):
+            value = movie.get(column)
+            record[column] = None if value is None or pd.isna(value) else float(value)
         return record
 
-    def _suggestions(self, resolution: Resolution) -> list[dict[str, Any]]:
-        keep = ("id", "title", "year")
-        return [{key: self._films[p][key] for key in keep} for p in resolution.suggestions]
+
+def _genre_key(genre: str) -> str:
+    return "".join(ch for ch in genre.casefold() if ch.isalnum())
+
+
+def _genre_index(genres: pd.Series) -> dict[str, tuple[str, np.ndarray]]:
+    """Normalised genre name → (catalog spelling, bool mask of films with it): "sci fi", "SciFi", "sci-fi" meet."""
+    index: dict[str, tuple[str, np.ndarray]] = {}
+    for row, names in enumerate(genres):
+        for name in names:
+            key = _genre_key(name)
+            if key not in index:
+                index[key] = (name, np.zeros(len(genres), dtype=bool))
+            index[key][1][row] = True
+    return index
 
 
 def _unit_row(row: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -223,14 +506,17 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 def _result(
     status: str,
     reason: str | None = None,
-    query: dict[str, Any] | None = None,
     suggestions: list[dict[str, Any]] | None = None,
+    unresolved: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "status": status,
         "reason": reason,
-        "query": query,
-        "suggestions": suggestions or [],
+        "query": None,
+        "liked": [],
+        "disliked": [],
+        "unresolved": unresolved or [],
+        "suggestions": (suggestions or [])[:MAX_SUGGESTIONS],
         "recommendations": [],
     }
 

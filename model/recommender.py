@@ -4,8 +4,14 @@
 with the `model` package; `load_context` reads the artifacts written by `model.artifacts.save_artifacts`.
 
 Input: a list of `model.schema.Query` (JSON `{"inputs": [{"title": "The Matrix", "top_n": 5}]}` on the scoring
-server; a DataFrame with the same columns also works in Python). Output: one record per query (see
-`model.engine.Recommender.recommend`). Param `mode="info"` returns one record describing the model instead.
+server; a DataFrame with the same columns also works in Python). Param `mode`:
+
+| mode        | each query row                  | each output record                                               |
+| ----------- | ------------------------------- | ---------------------------------------------------------------- |
+| `recommend` | title / liked / query, filters  | status, query, liked, disliked, unresolved, recommendations...   |
+| `search`    | `title` = search text, `top_n`  | status, results (films with match_score)                         |
+| `film`      | `id`                            | status, film (full details)                                      |
+| `info`      | ignored                         | one record: model name, build run, catalog size, weights         |
 """
 
 from __future__ import annotations
@@ -21,34 +27,33 @@ from model.schema import STATUS_INVALID, UNKNOWN_MODE, Query
 
 
 class MovieRecommender(PythonModel):
-    """Movies similar to a given title, from a FAISS index over SentenceTransformer vectors of movie text."""
+    """Movies similar to given films or text, from a FAISS index over SentenceTransformer vectors of movie text."""
 
     def load_context(self, context: PythonModelContext) -> None:
         # One query at a time is searched: OpenMP threads only add contention (measured: several ms per search).
         faiss.omp_set_num_threads(1)
         self.recommender = Recommender.from_artifacts(context.artifacts, context.model_config)
+        self.recommender.encode(["warm-up"])  # load the encoder now, not on the first free-text request
 
     def predict(
         self, context: PythonModelContext, model_input: list[Query], params: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         mode = (params or {}).get("mode") or "recommend"
+        if mode == "recommend":
+            return self.recommender.recommend(model_input)
+        if mode == "search":
+            return self.recommender.search(model_input)
+        if mode == "film":
+            return self.recommender.details(model_input)
         if mode == "info":
             return [self.describe()]
-        if mode != "recommend":
-            return [{"status": STATUS_INVALID, "reason": UNKNOWN_MODE} for _ in model_input]
-        return self.recommender.recommend(model_input)
+        return [{"status": STATUS_INVALID, "reason": UNKNOWN_MODE} for _ in model_input]
 
     def describe(self) -> dict[str, Any]:
-        """What is being served: model name, build run, catalog size, encoder."""
-        info = {
-            key: value for key, value in self.recommender.info.items() if key not in self.recommender.ranking.as_dict()
-        }
-        return {
-            "status": "ok",
-            **info,
-            "ranking": self.recommender.ranking.as_dict(),
-            "n_films": len(self.recommender.movies),
-        }
+        """What is being served: model name, build run, catalog size, encoder, ranking weights."""
+        weights = self.recommender.ranking.as_dict()
+        info = {key: value for key, value in self.recommender.info.items() if key not in weights}
+        return {"status": "ok", **info, "ranking": weights, "n_films": len(self.recommender.movies)}
 
 
 mlflow.models.set_model(MovieRecommender())

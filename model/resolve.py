@@ -74,13 +74,10 @@ class TitleResolver:
             self._by_name.setdefault(name, []).append(position)
 
     def resolve(self, title: str, year: int | None = None) -> Resolution:
-        dated = _TITLE_WITH_YEAR.match(title.strip())
-        if dated and year is None:  # "Hamlet (1948)", as film lists often write it
-            title, year = dated["title"], int(dated["year"])
+        title, year = _split_year(title, year)
         name = normalize_title(title)
         key = _LEADING_ARTICLE.sub("", name)
-        # The title as typed, article included, first: "Heat" is Heat (1995), not The Heat (2013).
-        exact = self._by_name.get(name) or self._by_key.get(key)
+        exact = self._exact(name, key)
         if exact:
             return Resolution(self._pick(exact, year), "exact", 100.0)
         ranked = self._fuzzy(name, key, year)
@@ -89,9 +86,30 @@ class TitleResolver:
         suggestions = tuple(p for p, score in ranked if score >= SUGGESTION_FLOOR)[:MAX_SUGGESTIONS]
         return Resolution(None, None, ranked[0][1] if ranked else 0.0, suggestions)
 
+    def search(self, text: str, limit: int) -> list[tuple[int, float]]:
+        """Up to `limit` (row, score 0-100) for a title search, best first. Every film of a shared title is listed,
+        the better-known first, so a user can pick among them."""
+        text, year = _split_year(text, None)
+        name = normalize_title(text)
+        key = _LEADING_ARTICLE.sub("", name)
+        if not key:
+            return []
+        scores, whole = self._scores(name, key)
+        for position in self._exact(name, key):
+            scores[position] = whole[position] = 100.0
+        if year is not None:  # "Hamlet (1948)": that year's film first among equals
+            scores = scores + 0.01 * (np.asarray([y == year for y in self._years]))
+        pool = np.flatnonzero(scores >= SUGGESTION_FLOOR)
+        order = np.lexsort((-whole[pool], -self._reviews[pool], -scores[pool]))
+        return [(int(p), float(min(scores[p], 100.0))) for p in pool[order][:limit]]
+
     def lookup(self, title: str) -> list[int]:
         """Every row whose title equals `title` up to normalisation."""
         return list(self._by_key.get(title_key(title), []))
+
+    def _exact(self, name: str, key: str) -> list[int]:
+        # The title as typed, article included, first: "Heat" is Heat (1995), not The Heat (2013).
+        return self._by_name.get(name) or self._by_key.get(key) or []
 
     def _pick(self, positions: list[int], year: int | None) -> int:
         if year is not None:
@@ -100,16 +118,14 @@ class TitleResolver:
                 positions = same_year
         return max(positions, key=lambda p: (self._reviews[p], -p))
 
-    def _fuzzy(self, name: str, key: str, year: int | None) -> list[tuple[int, float]]:
-        """Candidate rows with scores, best first; one row per distinct title (its best film).
+    def _scores(self, name: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(score, whole-title ratio) per catalog row, 0-100.
 
         Score: the edit-distance ratio of query and title, or, for a query of `_MIN_PREFIX` characters or more,
         0.9 x the ratio of the query and the title's opening of the same length ("shawshank" finds "The Shawshank
         Redemption"). Partial matching the other way round (a short title inside the query) is not used: it would
         match "godfahter" to "Go". Titles are compared with and without their leading article ("teh matrix").
         """
-        if not key:
-            return []
         whole = np.maximum(
             process.cdist([key], self._keys, scorer=fuzz.ratio, dtype=np.float32)[0],
             process.cdist([name], self._names, scorer=fuzz.ratio, dtype=np.float32)[0],
@@ -119,6 +135,13 @@ class TitleResolver:
             openings = [k[: len(key)] if len(k) > len(key) else "" for k in self._keys]
             prefix = process.cdist([key], openings, scorer=fuzz.ratio, dtype=np.float32)[0] * _PREFIX_WEIGHT
             scores = np.maximum(whole, prefix)
+        return scores.astype(np.float64), whole.astype(np.float64)
+
+    def _fuzzy(self, name: str, key: str, year: int | None) -> list[tuple[int, float]]:
+        """Candidate rows with scores, best first; one row per distinct title (its best film)."""
+        if not key:
+            return []
+        scores, whole = self._scores(name, key)
         pool = np.flatnonzero(scores >= SUGGESTION_FLOOR)
         # Ties (several sequels share an opening) go to the better-known film, then to the closest whole title.
         order = np.lexsort((-whole[pool], -self._reviews[pool], -scores[pool]))
@@ -132,3 +155,11 @@ class TitleResolver:
             if len(ranked) == MAX_SUGGESTIONS:
                 break
         return ranked
+
+
+def _split_year(title: str, year: int | None) -> tuple[str, int | None]:
+    """ "Hamlet (1948)", as film lists often write it, is title "Hamlet" and year 1948 (unless a year is given)."""
+    dated = _TITLE_WITH_YEAR.match(title.strip())
+    if dated and year is None:
+        return dated["title"], int(dated["year"])
+    return title, year

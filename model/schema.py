@@ -2,6 +2,7 @@
 
 Wrong JSON types (a string for `top_n`) are refused by MLflow's type-hint validation before `predict` runs;
 values of the right type but out of range come back from `predict` as rows with status `invalid` and a reason.
+Every field is optional, so the first contract (`title`, `top_n`, `year`) keeps working unchanged.
 """
 
 from __future__ import annotations
@@ -12,66 +13,154 @@ from typing import Any
 import pydantic
 from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema
-from mlflow.types.schema import AnyType, ColSpec, Map, Object, Property
+from mlflow.types.schema import AnyType, Array, ColSpec, Map, Object, Property
 
 DEFAULT_TOP_N = 5
 MAX_TOP_N = 100
+MAX_OFFSET = 900  # offset + top_n stays within the re-ranked pool, so pages never reshuffle
 MAX_TITLE_CHARS = 300
+MAX_QUERY_CHARS = 1000
+MAX_FILMS = 50  # liked, disliked
+MAX_EXCLUDE = 1000
+MAX_WITHIN = 10_000
+MAX_SEARCH = 50
 YEAR_RANGE = (1800, 2100)
-MODES = ("recommend", "info")
+MODES = ("recommend", "search", "film", "info")
 
-TITLE_REQUIRED = "title is required"
+TITLE_REQUIRED = "title, liked or query is required"
 TITLE_TOO_LONG = f"title must be at most {MAX_TITLE_CHARS} characters"
+QUERY_TOO_LONG = f"query must be at most {MAX_QUERY_CHARS} characters"
 TOP_N_OUT_OF_RANGE = f"top_n must be between 1 and {MAX_TOP_N}"
+OFFSET_OUT_OF_RANGE = f"offset must be between 0 and {MAX_OFFSET}"
 YEAR_OUT_OF_RANGE = f"year must be between {YEAR_RANGE[0]} and {YEAR_RANGE[1]}"
+YEARS_REVERSED = "year_min must not be greater than year_max"
+DIVERSITY_OUT_OF_RANGE = "diversity must be between 0 and 1"
+TOO_MANY_FILMS = f"liked and disliked take at most {MAX_FILMS} films each"
+TOO_MANY_EXCLUDED = f"exclude takes at most {MAX_EXCLUDE} films"
+TOO_MANY_WITHIN = f"within takes at most {MAX_WITHIN} catalog ids"
+EMPTY_FILM_REF = "a film is given by id, or by title (and optional year)"
+LIKED_AND_DISLIKED = "the same film is both liked and disliked: {titles}"
+UNKNOWN_GENRES = "unknown genre(s) {unknown}; the catalog has: {known}"
+ID_REQUIRED = "id is required"
+SEARCH_REQUIRED = f"title (the search text) is required; top_n (results) at most {MAX_SEARCH}"
 UNKNOWN_MODE = f"mode must be one of {', '.join(MODES)}"
 
 STATUS_OK = "ok"
 STATUS_UNKNOWN_TITLE = "unknown_title"
+STATUS_NOT_FOUND = "not_found"
 STATUS_INVALID = "invalid"
 
 
-class Query(pydantic.BaseModel):
-    """One recommendation request: films like `title` (from `year` when several share it), `top_n` of them."""
+def _from_dataframe(value: Any) -> Any:
+    # A pandas DataFrame turns a missing cell into NaN and an int column with gaps into floats.
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
 
+
+class FilmRef(pydantic.BaseModel):
+    """One film: by catalog `id`, or by `title` with an optional `year`."""
+
+    id: int | None = None
     title: str | None = None
-    top_n: int | None = None
     year: int | None = None
 
-    @pydantic.field_validator("title", "top_n", "year", mode="before")
+    @pydantic.field_validator("id", "title", "year", mode="before")
     @classmethod
-    def _from_dataframe(cls, value: Any) -> Any:
-        # A pandas DataFrame turns a missing cell into NaN and an int column with gaps into floats.
-        if isinstance(value, float):
-            if math.isnan(value):
-                return None
-            if value.is_integer():
-                return int(value)
-        return value
+    def _clean(cls, value: Any) -> Any:
+        return _from_dataframe(value)
+
+    def is_empty(self) -> bool:
+        return self.id is None and not (self.title or "").strip()
+
+
+class Query(pydantic.BaseModel):
+    """One recommendation request (see README: The API). At least one of `title`, `liked`, `query`."""
+
+    title: str | None = None
+    year: int | None = None
+    top_n: int | None = None
+    liked: list[FilmRef] | None = None
+    disliked: list[FilmRef] | None = None
+    query: str | None = None
+    genres: list[str] | None = None
+    exclude_genres: list[str] | None = None
+    year_min: int | None = None
+    year_max: int | None = None
+    exclude: list[FilmRef] | None = None
+    within: list[int] | None = None
+    diversity: float | None = None
+    offset: int | None = None
+    id: int | None = None  # mode "film"
+
+    @pydantic.field_validator(
+        "title", "year", "top_n", "query", "year_min", "year_max", "diversity", "offset", "id", mode="before"
+    )
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        return _from_dataframe(value)
 
 
 def invalid_reason(query: Query) -> str | None:
-    """Why `query` cannot be answered, or None when its values are usable."""
-    if query.title is None or not query.title.strip():
+    """Why a recommendation `query` cannot be answered, or None when its values are usable."""
+    has_title = bool((query.title or "").strip())
+    if not has_title and not query.liked and not (query.query or "").strip():
         return TITLE_REQUIRED
-    if len(query.title) > MAX_TITLE_CHARS:
-        return TITLE_TOO_LONG
-    if query.top_n is not None and not 1 <= query.top_n <= MAX_TOP_N:
-        return TOP_N_OUT_OF_RANGE
-    if query.year is not None and not YEAR_RANGE[0] <= query.year <= YEAR_RANGE[1]:
-        return YEAR_OUT_OF_RANGE
-    return None
+    checks = (
+        (query.title is not None and len(query.title) > MAX_TITLE_CHARS, TITLE_TOO_LONG),
+        (query.query is not None and len(query.query) > MAX_QUERY_CHARS, QUERY_TOO_LONG),
+        (query.top_n is not None and not 1 <= query.top_n <= MAX_TOP_N, TOP_N_OUT_OF_RANGE),
+        (query.offset is not None and not 0 <= query.offset <= MAX_OFFSET, OFFSET_OUT_OF_RANGE),
+        (any(y is not None and not YEAR_RANGE[0] <= y <= YEAR_RANGE[1] for y in _years(query)), YEAR_OUT_OF_RANGE),
+        (query.year_min is not None and query.year_max is not None and query.year_min > query.year_max, YEARS_REVERSED),
+        (query.diversity is not None and not 0 <= query.diversity <= 1, DIVERSITY_OUT_OF_RANGE),
+        (len(query.liked or []) > MAX_FILMS or len(query.disliked or []) > MAX_FILMS, TOO_MANY_FILMS),
+        (len(query.exclude or []) > MAX_EXCLUDE, TOO_MANY_EXCLUDED),
+        (len(query.within or []) > MAX_WITHIN, TOO_MANY_WITHIN),
+        (any(ref.is_empty() for ref in _refs(query)), EMPTY_FILM_REF),
+        (any(ref.title is not None and len(ref.title) > MAX_TITLE_CHARS for ref in _refs(query)), TITLE_TOO_LONG),
+    )
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def _refs(query: Query) -> list[FilmRef]:
+    return [*(query.liked or []), *(query.disliked or []), *(query.exclude or [])]
+
+
+def _years(query: Query) -> list[int | None]:
+    return [query.year, query.year_min, query.year_max, *(ref.year for ref in _refs(query))]
 
 
 def model_signature() -> ModelSignature:
-    """Input: a list of queries with every field optional; output: one record per query; param `mode`."""
-    query = Object(
+    """Input: a list of queries, every field optional; output: one record per query; param `mode`."""
+    film = Object(
         [
+            Property("id", "long", required=False),
             Property("title", "string", required=False),
-            Property("top_n", "long", required=False),
             Property("year", "long", required=False),
         ]
     )
+    fields = {
+        "title": "string",
+        "year": "long",
+        "top_n": "long",
+        "liked": Array(film),
+        "disliked": Array(film),
+        "query": "string",
+        "genres": Array("string"),
+        "exclude_genres": Array("string"),
+        "year_min": "long",
+        "year_max": "long",
+        "exclude": Array(film),
+        "within": Array("long"),
+        "diversity": "double",
+        "offset": "long",
+        "id": "long",
+    }
+    query = Object([Property(name, dtype, required=False) for name, dtype in sorted(fields.items())])
     return ModelSignature(
         inputs=Schema([ColSpec(query)]),
         outputs=Schema([ColSpec(Map(AnyType()))]),
@@ -79,4 +168,8 @@ def model_signature() -> ModelSignature:
     )
 
 
-INPUT_EXAMPLE: list[dict[str, Any]] = [{"title": "The Matrix", "top_n": 5}, {"title": "Hamlet", "year": 1996}]
+INPUT_EXAMPLE: list[dict[str, Any]] = [
+    {"title": "The Matrix", "top_n": 5},
+    {"title": "Hamlet", "year": 1996},
+    {"liked": [{"title": "Heat"}, {"title": "Alien", "year": 1979}], "genres": ["Crime", "Thriller"], "diversity": 0.3},
+]

@@ -25,7 +25,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 import model
-from model.artifacts import save_artifacts
+from model.artifacts import code_digest, save_artifacts
 from model.catalog import CatalogError, limit_catalog, load_catalog
 from model.encoder import ENCODER_NAME, MAX_TOKENS, encode, load_encoder, pick_device, token_counts
 from model.engine import Ranking, Recommender
@@ -177,6 +177,7 @@ def _model_config(config: BuildConfig, run_id: str, source: str, n_films: int) -
         "catalog_source": source,
         "catalog_films": n_films,
         "encoder": ENCODER_NAME,
+        "code_digest": code_digest(),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from model.artifacts import code_digest
 from model.engine import Recommender
+from model.schema import FilmRef, Query
 from model.text import TextConfig, movie_texts
 from pipelines import quality
 from pipelines.movielens import Behaviour, load_behaviour
@@ -67,16 +69,17 @@ class Evaluation:
 
 
 def model_ranker(recommender: Recommender, candidates: list[int]) -> quality.Ranker:
-    """The model's own ranking (`Recommender.rank`), restricted to the candidates, in candidate positions."""
+    """The model answering real requests: the query films as `liked` (in time order), `within` the candidates."""
     position = {film: i for i, film in enumerate(candidates)}
 
     def rank(queries: Any, targets: Any) -> list[list[int]]:
-        ranked = []
-        for query in queries:
-            films = [candidates[i] for i in query]
-            found = recommender.rank(films, quality.K, within=candidates)
-            ranked.append([position[f] for f in found.ids])
-        return ranked
+        requests = [
+            Query(liked=[FilmRef(id=candidates[i]) for i in query], within=candidates, top_n=quality.K)
+            for query in queries
+        ]
+        return [
+            [position[film["id"]] for film in result["recommendations"]] for result in recommender.recommend(requests)
+        ]
 
     return rank
 
@@ -111,10 +114,17 @@ def evaluate(model_uri: str) -> Evaluation:
         recommender: Recommender = loaded.unwrap_python_model().recommender
         version = registered_version(model_uri)
         mlflow.set_tags({"model_uri": model_uri, "model_version": version[1] if version else "unregistered"})
+        # In this process the checkout's `model` package ranks with the version's artifacts (its own code copy
+        # is shadowed by the package already imported). Say so when the two differ.
+        built_with = recommender.info.get("code_digest")
+        same_code = built_with == code_digest()
+        mlflow.set_tag("code_matches_build", str(same_code))
+        if not same_code:
+            logger.warning("evaluating with model code %s; the version was built with %s", code_digest(), built_with)
         evaluation = run_evaluation(recommender)
         _log(evaluation)
         if version:
-            _tag_version(*version, evaluation, run.info.run_id)
+            _tag_version(*version, evaluation, run.info.run_id, same_code)
         return evaluation
 
 
@@ -139,9 +149,10 @@ def _log(evaluation: Evaluation) -> None:
         mlflow.log_artifact(str(chart), "quality")
 
 
-def _tag_version(name: str, version: str, evaluation: Evaluation, run_id: str) -> None:
+def _tag_version(name: str, version: str, evaluation: Evaluation, run_id: str, same_code: bool) -> None:
     client = MlflowClient()
     tags = {"evaluation_run_id": run_id, "beats_baselines": str(evaluation.beats_baselines())}
+    tags["code_matches_build"] = str(same_code)
     tags["meets_targets"] = str(evaluation.meets_targets())
     for metric, e in evaluation.model.items():
         tags.update({metric: f"{e.mean:.6f}", f"{metric}_ci_low": f"{e.low:.6f}", f"{metric}_ci_high": f"{e.high:.6f}"})

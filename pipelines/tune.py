@@ -62,7 +62,7 @@ def tune(model_uri: str, grid: dict[str, list[float]]) -> dict[str, float]:
 def _evaluate(
     base: Recommender, ranking: Ranking, tasks: list[quality.Task], candidates: list[int]
 ) -> dict[str, float]:
-    variant = Recommender(base.movies, base.index, base._people, ranking, base.info)
+    variant = base.with_ranking(ranking)
     estimates = quality.evaluate_ranker(tasks, model_ranker(variant, candidates))
     return {name: estimate.mean for name, estimate in estimates.items()}
 

@@ -48,24 +48,58 @@ class Process:
         return self.popen.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the process group, then SIGKILL what is left."""
-        if not self.alive:
-            return
+        """SIGTERM the process group, wait until every member is gone, SIGKILL what is left after `timeout`.
+
+        `mlflow models serve` runs uvicorn as a child: the leader exiting does not mean the port is closed.
+        """
         try:
             os.killpg(self.popen.pid, signal.SIGTERM)
         except ProcessLookupError:
+            self.popen.poll()
             return
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + timeout
+        while _group_alive(self.popen.pid) and time.monotonic() < deadline:
+            self.popen.poll()  # reap the leader so it does not linger as a zombie
+            time.sleep(0.05)
+        if _group_alive(self.popen.pid):
             os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(5)
+        self.popen.wait(5)
 
     def kill(self) -> None:
         """SIGKILL the whole group at once, as a crash would."""
         if self.alive:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts for killpg: the group is gone once only reaped-able zombies remain.
+    return any(_pgid_of(pid) == pgid and not _is_zombie(pid) for pid in _pids())
+
+
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _pgid_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def start(name: str, command: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Process:

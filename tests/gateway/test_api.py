@@ -6,8 +6,8 @@ request logs go to a real file-backed MLflow store.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,12 +19,12 @@ from gateway.settings import Settings
 from tests.processes import free_port
 
 
-@pytest.fixture
-def tracking(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'requests.db'}"
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('api') / 'requests.db'}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(tracking: str) -> Iterator[TestClient]:
     settings = Settings(scoring_url=f"http://127.0.0.1:{free_port()}", tracking_uri=tracking, experiment="api-tests")
     with TestClient(create_app(settings)) as test_client:
@@ -78,17 +78,20 @@ def test_unknown_route_and_method_use_the_error_shape(client: TestClient) -> Non
 
 
 def test_unreachable_scoring_server_is_503_and_logged(client: TestClient, tracking: str) -> None:
-    response = client.post("/movies/recommendations/", json={"title": "The Matrix", "top_n": 3})
+    response = client.post("/movies/recommendations/", json={"title": "Unreachable Matrix", "top_n": 3})
     assert response.status_code == 503
     assert response.json() == {"detail": SCORING_UNAVAILABLE, "code": "scoring_unavailable"}
     health = client.get("/health").json()
     assert health["status"] == "degraded" and health["scoring"]["reachable"] is False
-    client.app.state.request_log.stop()  # drain
-    runs = MlflowClient(tracking).search_runs(
-        [MlflowClient(tracking).get_experiment_by_name("api-tests").experiment_id]
-    )
-    assert [(r.data.params["title"], r.data.tags["status"], r.data.tags["http_status"]) for r in runs] == [
-        ("The Matrix", "scoring_unavailable", "503")
+    log = client.app.state.request_log
+    deadline = time.monotonic() + 30
+    while log.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tracking_client = MlflowClient(tracking)
+    experiment = tracking_client.get_experiment_by_name("api-tests").experiment_id
+    runs = tracking_client.search_runs([experiment], "params.title = 'Unreachable Matrix'")
+    assert [(r.data.params["top_n"], r.data.tags["status"], r.data.tags["http_status"]) for r in runs] == [
+        ("3", "scoring_unavailable", "503")
     ]
     assert runs[0].data.metrics["n_returned"] == 0
 
@@ -101,3 +104,77 @@ def test_openapi_documents_the_request_and_errors(client: TestClient) -> None:
     assert request_schema["properties"]["top_n"]["maximum"] == 100
     assert request_schema["examples"][0] == {"title": "The Matrix", "top_n": 5}
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"top_n": 5}, "at least one of title, liked or query"),
+        ({"title": "Heat", "year_min": 2000, "year_max": 1990}, "year_min must not be greater than year_max"),
+        ({"liked": ["Heat", 7], "disliked": [" heat "]}, "both liked and disliked: heat"),
+        ({"title": "Heat", "disliked": ["HEAT"]}, "both liked and disliked"),
+        ({"liked": [{"id": 7}]}, "liked"),  # films by id are plain integers
+        ({"liked": [True]}, "liked"),
+        ({"liked": [5.5]}, "liked"),
+        ({"liked": [""]}, "liked"),
+        ({"liked": [{"title": "Heat", "year": 1995, "extra": 1}]}, "liked"),
+        ({"liked": ["x"] * 51}, "liked"),
+        ({"query": "   "}, "query"),
+        ({"query": "x" * 1001}, "query"),
+        ({"title": "Heat", "genres": [""]}, "genres"),
+        ({"title": "Heat", "within": list(range(10_001))}, "within"),
+        ({"title": "Heat", "within": [-1]}, "within"),
+        ({"title": "Heat", "diversity": 1.5}, "diversity"),
+        ({"title": "Heat", "diversity": -0.1}, "diversity"),
+        ({"title": "Heat", "offset": 901}, "offset"),
+        ({"title": "Heat", "offset": -1}, "offset"),
+    ],
+)
+def test_richer_requests_are_validated(client: TestClient, body: dict, message: str) -> None:
+    response = client.post("/movies/recommendations/", json=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request" and message in response.json()["detail"]
+
+
+def test_a_valid_richer_request_reaches_the_scoring_server(client: TestClient) -> None:
+    body = {
+        "liked": ["Heat", 83495, {"title": "Alien", "year": 1979}],
+        "disliked": ["Titanic"],
+        "query": "heist",
+        "genres": ["Crime"],
+        "exclude_genres": ["Documentary"],
+        "year_min": 1980,
+        "year_max": 2000,
+        "exclude": [1, "Ronin"],
+        "within": [1, 2, 3],
+        "diversity": 0.4,
+        "offset": 5,
+    }
+    assert client.post("/movies/recommendations/", json=body).status_code == 503  # valid; upstream is down
+
+
+def test_request_maps_film_references_for_the_model() -> None:
+    from gateway.schemas import RecommendationRequest
+
+    request = RecommendationRequest(liked=["Heat", 7, {"title": "Alien", "year": 1979}], title="Up")
+    assert request.model_inputs() == {
+        "title": "Up",
+        "top_n": 5,
+        "offset": 0,
+        "liked": [{"title": "Heat"}, {"id": 7}, {"title": "Alien", "year": 1979}],
+    }
+
+
+def test_openapi_has_an_example_for_every_request_field(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["RecommendationRequest"]
+    missing = [name for name, field in schema["properties"].items() if not field.get("examples")]
+    assert missing == []
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/movies/search", "/movies/{film_id}"} <= set(paths)
+
+
+@pytest.mark.parametrize("url", ["/movies/search?q=", "/movies/search?q=%20", "/movies/search?q=x&limit=0",
+                                 "/movies/search?q=x&limit=51", "/movies/-1", "/movies/abc"])  # fmt: skip
+def test_search_and_film_validate_before_calling_upstream(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 422 and response.json()["code"] == "invalid_request"

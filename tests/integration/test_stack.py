@@ -43,7 +43,7 @@ def request_runs(tracking_uri: str, experiment: str, titles: set[str], timeout: 
     while time.monotonic() < deadline:
         found = client.get_experiment_by_name(experiment)
         runs = client.search_runs([found.experiment_id], max_results=5000) if found else []
-        by_title = {run.data.params["title"]: run for run in runs}
+        by_title = {run.data.params.get("title"): run for run in runs}
         if titles <= set(by_title):
             break
         time.sleep(0.5)
@@ -76,7 +76,7 @@ def test_unknown_title_is_404_with_suggestions(gateway: str) -> None:
     body = response.json()
     assert body["code"] == "unknown_title"
     assert 1 <= len(body["suggestions"]) <= 5
-    assert {"id", "title", "year"} == set(body["suggestions"][0])
+    assert {"id", "title", "year", "genres"} == set(body["suggestions"][0])
 
 
 @pytest.mark.parametrize("body", [{}, {"title": ""}, {"title": "Heat", "top_n": 0}, {"title": "Heat", "top_n": "x"}])
@@ -144,3 +144,72 @@ def test_tracking_down_still_serves_and_counts_lost_logs(scoring: str, work_dir:
         assert state["lost"] >= 3 and state["lost"] + state["queued"] == 6
     finally:
         process.stop()
+
+
+def test_richer_request_end_to_end(gateway: str) -> None:
+    body = {
+        "liked": ["The Matrix", {"title": "Toy Story", "year": 1995}, "Qwzx Unknown Film"],
+        "disliked": ["Titanic"],
+        "genres": ["Action", "Sci-Fi"],
+        "year_min": 1990,
+        "diversity": 0.3,
+        "top_n": 6,
+    }
+    response = recommend(gateway, body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [film["title"] for film in result["liked"]] == ["The Matrix", "Toy Story"]
+    assert result["unresolved"][0]["input"] == {"title": "Qwzx Unknown Film"}
+    films = result["recommendations"]
+    assert len(films) == 6
+    assert all({"Action", "Sci-Fi"} & set(f["genres"]) and f["year"] >= 1990 for f in films)
+    assert not {"The Matrix", "Toy Story", "Titanic"} & {f["title"] for f in films}
+    sequel = next(f for f in films if f["title"] == "The Matrix Reloaded")
+    assert "Keanu Reeves" in sequel["because"]["cast"] and "Lana Wachowski" in sequel["because"]["directors"]
+
+
+def test_free_text_query(gateway: str) -> None:
+    body = {"query": "a hacker learns that reality is a computer simulation", "top_n": 10}
+    result = recommend(gateway, body).json()
+    titles = [film["title"] for film in result["recommendations"]]
+    assert any(title.startswith("The Matrix") for title in titles), titles
+    assert all(film["because"]["query_match"]["field"] for film in result["recommendations"])
+
+
+def test_only_unknown_films_is_404_with_what_was_not_understood(gateway: str) -> None:
+    response = recommend(gateway, {"liked": ["Qwzx Unknown Film", "Zzyzx Plonk"]})
+    assert response.status_code == 404
+    body = response.json()
+    assert body["code"] == "unknown_title" and len(body["unresolved"]) == 2
+
+
+def test_same_film_liked_and_disliked_is_422(gateway: str) -> None:
+    matrix = recommend(gateway, {"title": "The Matrix"}).json()["query"]["id"]
+    response = recommend(gateway, {"liked": ["the matrix"], "disliked": [matrix]})
+    assert response.status_code == 422 and "both liked and disliked" in response.json()["detail"]
+
+
+def test_seed_request_is_the_plain_ranking(gateway: str) -> None:
+    seed = recommend(gateway, {"title": "The Matrix", "top_n": 8}).json()
+    matrix = seed["query"]["id"]
+    as_liked = recommend(gateway, {"liked": [matrix], "top_n": 8}).json()
+    assert [f["id"] for f in seed["recommendations"]] == [f["id"] for f in as_liked["recommendations"]]
+    paged = recommend(gateway, {"title": "The Matrix", "top_n": 4, "offset": 4}).json()
+    assert [f["id"] for f in paged["recommendations"]] == [f["id"] for f in seed["recommendations"]][4:]
+
+
+def test_title_search(gateway: str) -> None:
+    response = httpx.get(f"{gateway}/movies/search", params={"q": "matrx", "limit": 5})
+    assert response.status_code == 200
+    titles = [film["title"] for film in response.json()["results"]]
+    assert titles[0] == "The Matrix" and "The Matrix Reloaded" in titles
+
+
+def test_film_details(gateway: str) -> None:
+    matrix = httpx.get(f"{gateway}/movies/search", params={"q": "The Matrix", "limit": 1}).json()["results"][0]
+    response = httpx.get(f"{gateway}/movies/{matrix['id']}")
+    assert response.status_code == 200
+    film = response.json()
+    assert (film["title"], film["year"]) == ("The Matrix", 1999) and "the Wachowskis" in film["writers"]
+    missing = httpx.get(f"{gateway}/movies/1")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")

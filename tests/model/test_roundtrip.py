@@ -55,7 +55,7 @@ def test_the_query_film_is_never_its_own_result(champion: mlflow.pyfunc.PyFuncMo
 
 def test_recommendation_fields(champion: mlflow.pyfunc.PyFuncModel) -> None:
     film = recommend(champion, title="The Matrix")["recommendations"][0]
-    assert set(film) == {"id", "title", "year", "genres", "directors", "cast", "cover_url", "score"}
+    assert set(film) == {"id", "title", "year", "genres", "directors", "cast", "cover_url", "score", "because"}
     assert film["cover_url"] is None and 0 < film["score"] <= 1
 
 
@@ -69,6 +69,11 @@ def test_batch_of_rows_and_dataframe_input(champion: mlflow.pyfunc.PyFuncModel) 
 def test_typo_is_reported_as_fuzzy(champion: mlflow.pyfunc.PyFuncModel) -> None:
     result = recommend(champion, title="The Matirx")
     assert (result["query"]["title"], result["query"]["matched"]) == ("The Matrix", "fuzzy")
+
+
+def test_free_text_with_the_real_encoder(champion: mlflow.pyfunc.PyFuncModel) -> None:
+    result = recommend(champion, query="animated toys come to life when nobody is watching", top_n=5)
+    assert "Toy Story" in titles(result) or "Toy Story 2" in titles(result), titles(result)
 
 
 def test_out_of_range_values_do_not_raise(champion: mlflow.pyfunc.PyFuncModel) -> None:

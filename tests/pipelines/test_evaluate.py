@@ -48,6 +48,7 @@ def test_version_carries_quality_tags(built_model: BuiltModel, evaluated: str) -
     assert float(tags["quality.p1_hr10"]) == pytest.approx(run.data.metrics["p1_hr10"], abs=1e-6)
     assert float(tags["quality.p1_hr10_ci_low"]) <= float(tags["quality.p1_hr10"])
     assert tags["quality.beats_baselines"] in ("True", "False")
+    assert tags["quality.code_matches_build"] == "True"  # built and evaluated by this checkout
 
 
 def test_table_and_chart_artifacts(built_model: BuiltModel, evaluated: str, tmp_path) -> None:
