@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from model.artifacts import code_digest
 from model.engine import Recommender
-from model.schema import FilmRef, Query
+from model.schema import MAX_FILMS, FilmRef, Query
 from model.text import TextConfig, movie_texts
 from pipelines import quality
 from pipelines.movielens import Behaviour, load_behaviour
@@ -73,13 +73,23 @@ def model_ranker(recommender: Recommender, candidates: list[int]) -> quality.Ran
     position = {film: i for i, film in enumerate(candidates)}
 
     def rank(queries: Any, targets: Any) -> list[list[int]]:
+        # A request takes at most MAX_FILMS liked films: a long history sends its latest ones as `liked` (at the
+        # default recency of 0.7 older ones would weigh under 1e-7 anyway) and the rest as `exclude` (seen).
         requests = [
-            Query(liked=[FilmRef(id=candidates[i]) for i in query], within=candidates, top_n=quality.K)
+            Query(
+                liked=[FilmRef(id=candidates[i]) for i in query[-MAX_FILMS:]],
+                exclude=[FilmRef(id=candidates[i]) for i in query[:-MAX_FILMS]] or None,
+                within=candidates,
+                top_n=quality.K,
+            )
             for query in queries
         ]
-        return [
-            [position[film["id"]] for film in result["recommendations"]] for result in recommender.recommend(requests)
-        ]
+        ranked = []
+        for result in recommender.recommend(requests):
+            if result["status"] != "ok":
+                raise RuntimeError(f"the model refused an evaluation request: {result['reason']}")
+            ranked.append([position[film["id"]] for film in result["recommendations"]])
+        return ranked
 
     return rank
 
