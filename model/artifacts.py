@@ -6,14 +6,15 @@
 | `index.faiss`    | FAISS `IndexIDMap2(IndexFlatIP)`: one normalised vector per catalog id   |
 | `movies.parquet` | the catalog (catalog.COLUMNS) plus `prior`, cast ranked by catalog frequency |
 | `people.npz`     | shared-people TF-IDF matrix (scipy CSR), one row per catalog row         |
+| `neighbours.npz` | each film's 100 best recommendations (rows, scores), see model/neighbours.py |
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -23,31 +24,38 @@ from scipy import sparse
 from model.catalog import LIST_COLUMNS
 from model.index import load_index, save_index
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
 ENCODER = "encoder"
 INDEX = "index"
 MOVIES = "movies"
 PEOPLE = "people"
-FILES = {ENCODER: "encoder", INDEX: "index.faiss", MOVIES: "movies.parquet", PEOPLE: "people.npz"}
+NEIGHBOURS = "neighbours"
+FILES = {
+    ENCODER: "encoder",
+    INDEX: "index.faiss",
+    MOVIES: "movies.parquet",
+    PEOPLE: "people.npz",
+    NEIGHBOURS: "neighbours.npz",
+}
 
 
 def save_artifacts(
     folder: str | Path,
-    encoder: SentenceTransformer,
+    encoder: Path,
     index: faiss.Index,
     movies: pd.DataFrame,
     people: sparse.csr_matrix,
+    neighbours: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, str]:
-    """Write the artifacts under `folder`; returns {artifact name: path} for `mlflow.pyfunc.log_model`."""
+    """Write the artifacts under `folder` (`encoder`: a saved SentenceTransformer folder, copied whole); returns
+    {artifact name: path} for `mlflow.pyfunc.log_model`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: str(folder / file) for name, file in FILES.items()}
-    encoder.save(paths[ENCODER])
+    shutil.copytree(encoder, paths[ENCODER])
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
     sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
+    np.savez(paths[NEIGHBOURS], rows=neighbours[0], scores=neighbours[1])
     return paths
 
 

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from model.artifacts import read_artifacts
+from model.artifacts import NEIGHBOURS, read_artifacts
 from model.index import MISSING_ID, index_contents
+from model.neighbours import load_neighbours
 from model.resolve import MAX_SUGGESTIONS, Resolution, TitleResolver
 from model.schema import (
     DEFAULT_TOP_N,
@@ -116,6 +117,7 @@ class Recommender:
         ranking: Ranking = Ranking(),
         info: Mapping[str, Any] | None = None,
         encoder: Callable[[], Encode] | None = None,
+        neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.movies = movies.reset_index(drop=True)
         self.index = index
@@ -131,6 +133,7 @@ class Recommender:
         vector_ids, vectors = index_contents(index)
         if len(vector_ids) != len(ids) or not np.array_equal(np.sort(vector_ids), self._sorted_ids):
             raise ValueError("the index must hold exactly one vector per catalog id")
+        self._row_of_vector = self._find(vector_ids)  # movie row of each stored vector, by id
         if np.array_equal(vector_ids, ids):  # the build adds vectors in catalog order: use the index's memory
             self._vectors = vectors
         else:
@@ -141,6 +144,8 @@ class Recommender:
         self._prior = self.movies["prior"].to_numpy(np.float32) if "prior" in self.movies else np.zeros(len(ids))
         self._years = self.movies["year"].to_numpy(dtype=np.float64, na_value=np.nan)
         self._films = [_film_record(row) for row in self.movies.itertuples(index=False)]
+        self._lists = {name: self.movies[name].tolist() for name in EXPLAINED_FIELDS}
+        self._neighbours = neighbours if neighbours is not None and len(neighbours[0]) == len(ids) else None
         self._genres = _genre_index(self.movies["genres"])
         self.resolver = TitleResolver(
             self.movies["title"].tolist(), self.movies["year"].tolist(), self.movies["reviews"]
@@ -149,6 +154,7 @@ class Recommender:
     @classmethod
     def from_artifacts(cls, paths: Mapping[str, str], config: Mapping[str, Any] | None = None) -> Recommender:
         movies, index, people, encoder_dir = read_artifacts(paths)
+        neighbours = load_neighbours(paths[NEIGHBOURS]) if NEIGHBOURS in paths else None
 
         def load_encoder() -> Encode:
             from model.encoder import encode, load_encoder
@@ -156,13 +162,21 @@ class Recommender:
             model = load_encoder(encoder_dir)
             return lambda texts: encode(model, texts)
 
-        return cls(movies, index, people, Ranking.from_config(config), info=config, encoder=load_encoder)
+        ranking = Ranking.from_config(config)
+        return cls(movies, index, people, ranking, info=config, encoder=load_encoder, neighbours=neighbours)
 
     def with_ranking(self, ranking: Ranking) -> Recommender:
         """The same catalog and artifacts under other weights (for tuning); shares the encoder."""
+        # Precomputed neighbours belong to the build's weights: the variant ranks every query live.
         other = Recommender(self.movies, self.index, self._people, ranking, self.info, self._load_encoder)
         other._encode = self._encode
         return other
+
+    def warm_up(self) -> threading.Thread:
+        """Load the encoder in the background; a free-text request arriving meanwhile waits for it."""
+        thread = threading.Thread(target=self.encode, args=(["warm-up"],), name="encoder-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Normalised embeddings of free texts, (len(texts), dim); loads the encoder on first use."""
@@ -238,6 +252,8 @@ class Recommender:
         reason = invalid_reason(query)
         if reason:
             return _result(STATUS_INVALID, reason=reason)
+        if self._neighbours is not None and _plain(query, self._neighbours[0].shape[1]):
+            return self._answer_plain(query)
         title = self._resolve([FilmRef(title=query.title, year=query.year)], "title") if query.title else Resolved()
         liked = self._resolve(query.liked or [], "liked")
         disliked = self._resolve(query.disliked or [], "disliked")
@@ -274,6 +290,32 @@ class Recommender:
             recommendations=self._explain(ranked, positive, search.text),
             offset=search.offset,
             top_n=search.top_n,
+        )
+        return result
+
+    def _answer_plain(self, query: Query) -> dict[str, Any]:
+        """The fast path: one title, no filters, text, dislikes or diversity: the precomputed neighbours."""
+        assert self._neighbours is not None
+        refs = [FilmRef(title=query.title, year=query.year)] if query.title else list(query.liked or [])
+        resolved = self._resolve(refs, "title" if query.title else "liked")
+        if not resolved.rows:
+            suggestions = resolved.unresolved[0]["suggestions"] if resolved.unresolved else []
+            return _result(STATUS_UNKNOWN_TITLE, suggestions=suggestions, unresolved=resolved.unresolved)
+        row = resolved.rows[0]
+        offset, top_n = query.offset or 0, query.top_n or DEFAULT_TOP_N
+        rows, scores = (
+            self._neighbours[0][row, offset : offset + top_n],
+            self._neighbours[1][row, offset : offset + top_n],
+        )
+        found = rows >= 0
+        ranked = Ranked(rows[found].tolist(), scores[found].astype(np.float64).tolist())
+        result = _result(STATUS_OK)
+        result.update(
+            query=resolved.films[0] if query.title else None,
+            liked=[] if query.title else resolved.films,
+            recommendations=self._explain(ranked, [row], None),
+            offset=offset,
+            top_n=top_n,
         )
         return result
 
@@ -426,12 +468,13 @@ class Recommender:
     def _explain(self, ranked: Ranked, positive: list[int], text: np.ndarray | None) -> list[dict[str, Any]]:
         """Recommendation records with `score` and `because`: what each shares with the query films, and for free
         text the film field whose text is closest to it."""
-        shared = {name: set().union(*(self.movies.at[r, name] for r in positive)) for name in EXPLAINED_FIELDS}
+        lists = self._lists
+        shared = {name: set().union(*(lists[name][r] for r in positive)) for name in EXPLAINED_FIELDS}
         closest = self._closest_fields(ranked.rows, text) if text is not None else [None] * len(ranked.rows)
         records = []
         for row, score, field_match in zip(ranked.rows, ranked.scores, closest, strict=True):
             because: dict[str, Any] = {
-                name: [v for v in self.movies.at[row, name] if v in shared[name]] for name in EXPLAINED_FIELDS
+                name: [v for v in lists[name][row] if v in shared[name]] for name in EXPLAINED_FIELDS
             }
             because["query_match"] = field_match
             records.append({**self._films[row], "score": round(score, 4), "because": because})
@@ -475,6 +518,20 @@ class Recommender:
             value = movie.get(column)
             record[column] = None if value is None or pd.isna(value) else float(value)
         return record
+
+
+def _plain(query: Query, stored: int) -> bool:
+    """One title (or one liked film) and nothing that changes the ranking: the neighbour lists answer it."""
+    one_film = bool(query.title) != bool(query.liked) and len(query.liked or []) <= 1
+    return (
+        one_film
+        and not (query.disliked or query.query or query.genres or query.exclude_genres or query.exclude)
+        and query.year_min is None
+        and query.year_max is None
+        and query.within is None
+        and not query.diversity
+        and (query.offset or 0) + (query.top_n or DEFAULT_TOP_N) <= stored
+    )
 
 
 def _genre_key(genre: str) -> str:

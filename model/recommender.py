@@ -33,7 +33,7 @@ class MovieRecommender(PythonModel):
         # One query at a time is searched: OpenMP threads only add contention (measured: several ms per search).
         faiss.omp_set_num_threads(1)
         self.recommender = Recommender.from_artifacts(context.artifacts, context.model_config)
-        self.recommender.encode(["warm-up"])  # load the encoder now, not on the first free-text request
+        self.recommender.warm_up()  # the encoder loads in the background; title queries need none of it
 
     def predict(
         self, context: PythonModelContext, model_input: list[Query], params: dict[str, Any] | None = None

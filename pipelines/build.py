@@ -11,29 +11,48 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
+import faiss
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 import model
 from model.artifacts import code_digest, save_artifacts
 from model.catalog import CatalogError, limit_catalog, load_catalog
-from model.encoder import ENCODER_NAME, MAX_TOKENS, encode, load_encoder, pick_device, token_counts
+from model.encoder import (
+    ENCODER_NAME,
+    MAX_TOKENS,
+    default_encoder_path,
+    encode,
+    load_encoder,
+    pick_device,
+    token_counts,
+)
 from model.engine import Ranking, Recommender
 from model.index import build_index
+from model.neighbours import DEFAULT_K as NEIGHBOURS_K
+from model.neighbours import precompute_neighbours
 from model.people import people_matrix
 from model.prior import notability_prior
 from model.schema import INPUT_EXAMPLE, Query, model_signature
 from model.text import TextConfig, movie_texts, rank_cast
+from pipelines.cache import DEFAULT_FOLDER as DEFAULT_CACHE
+from pipelines.cache import EmbeddingCache, digest, folder_digest
+from pipelines.cache import load_neighbours as load_cached_neighbours
+from pipelines.cache import save_neighbours as save_cached_neighbours
 from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
 
 logger = logging.getLogger(__name__)
@@ -68,6 +87,7 @@ class BuildConfig:
     model_name: str = MODEL_NAME
     batch_size: int = 64
     device: str = ""  # empty: CUDA when present, else CPU
+    cache_dir: str = str(DEFAULT_CACHE)  # empty: no cache
     text: TextConfig = field(default_factory=TextConfig)
     ranking: Ranking = field(default_factory=Ranking)
 
@@ -82,32 +102,38 @@ class BuildResult:
 
 def build(config: BuildConfig) -> BuildResult:
     """Build, log and register one model version; returns where it went."""
+    timer = StepTimer()
     with mlflow.start_run(run_name="build") as run:
         # `mlflow run` has already logged the entry point's parameters under their own names; add the rest.
         logged = run.data.params
         mlflow.log_params({key: value for key, value in _params(config).items() if key not in logged})
-        loaded = load_catalog(_catalog_path(config.catalog))
+        with timer("catalog"):
+            loaded = load_catalog(_catalog_path(config.catalog))
+            # Cast ranking and the prior are computed over the whole catalog, before any limit.
+            movies = loaded.movies.assign(cast=rank_cast(loaded.movies["cast"].tolist()))
+            movies = movies.assign(prior=notability_prior(movies))
+            movies = limit_catalog(movies, config.limit)
+            texts = movie_texts(movies, config.text)
         mlflow.log_metrics({"rows_read": loaded.rows_read, "rows_skipped_empty_title": loaded.skipped_empty_title})
-        # Cast ranking and the prior are computed over the whole catalog, before any limit.
-        movies = loaded.movies.assign(cast=rank_cast(loaded.movies["cast"].tolist()))
-        movies = movies.assign(prior=notability_prior(movies))
-        movies = limit_catalog(movies, config.limit)
         mlflow.log_metrics({f"catalog_{name}": value for name, value in _finite(loaded.stats).items()})
         mlflow.log_metric("n_films", len(movies))
-        mlflow.set_tag("catalog_source", loaded.source)
+        mlflow.set_tags({"catalog_source": loaded.source})
+        mlflow.log_text("\n".join(texts[:50]), "movie_text_sample.txt")
 
-        device = config.device or pick_device()
-        encoder = load_encoder(device=device)
-        texts = movie_texts(movies, config.text)
-        vectors = _encode_logged(encoder, texts, config.batch_size, device)
-        index = build_index(vectors, movies["id"].to_numpy())
-        people = people_matrix(movies, config.text.cast_per_film)
+        cache = Path(config.cache_dir) if config.cache_dir else None
+        with timer("encode"):
+            vectors = _vectors(texts, config, cache)
+        with timer("index"):
+            index = build_index(vectors, movies["id"].to_numpy())
+            people = people_matrix(movies, config.text.cast_per_film)
+            recommender = Recommender(movies, index, people, config.ranking)
         mlflow.log_metric("people_vocabulary", people.shape[1])
-        recommender = Recommender(movies, index, people, config.ranking)
+        with timer("neighbours"):
+            neighbours = _neighbours(recommender, cache)
         _log_samples(recommender)
 
-        with tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder:
-            artifacts = save_artifacts(folder, encoder, index, movies, people)
+        with timer("log_model"), tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder:
+            artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(RECOMMENDER_CODE),
@@ -121,6 +147,7 @@ def build(config: BuildConfig) -> BuildResult:
             )
         version = str(info.registered_model_version)
         _set_aliases(config.model_name, version, run.info.run_id, loaded.source, len(movies))
+        mlflow.log_metrics(timer.metrics())
         logger.info("registered %s version %s from run %s", config.model_name, version, run.info.run_id)
         return BuildResult(run.info.run_id, info.model_uri, version, len(movies))
 
@@ -130,16 +157,72 @@ def serving_requirements() -> list[str]:
     return [f"{name}=={installed_version(name).split('+')[0]}" for name in SERVING_PACKAGES]
 
 
-def _encode_logged(encoder: Any, texts: list[str], batch_size: int, device: str) -> Any:
-    tokens = token_counts(encoder, texts)
-    mlflow.log_metrics({"text_tokens_max": int(tokens.max()), "texts_over_window": int((tokens > MAX_TOKENS).sum())})
-    started = time.perf_counter()
-    vectors = encode(encoder, texts, batch_size=batch_size, progress=True)
-    seconds = time.perf_counter() - started
-    mlflow.log_metrics({"encode_seconds": round(seconds, 3), "encode_films_per_second": len(texts) / seconds})
-    mlflow.set_tag("encode_device", device)
-    mlflow.log_text("\n".join(texts[:50]), "movie_text_sample.txt")
+class StepTimer:
+    """Wall seconds per build step, logged as `seconds_<step>` metrics (and `seconds_total`)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = time.perf_counter() - begin
+
+    def metrics(self) -> dict[str, float]:
+        totals = {f"seconds_{step}": round(value, 3) for step, value in self.seconds.items()}
+        return {**totals, "seconds_total": round(time.perf_counter() - self.started, 3)}
+
+
+def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.ndarray:
+    """Embeddings of the movie texts: cached ones reused, the rest encoded (the encoder loads only if needed)."""
+    encoder_dir = default_encoder_path()
+    store = EmbeddingCache(cache, digest(folder_digest(encoder_dir), MAX_TOKENS, "normalized"))
+    vectors, tokens, missing = store.lookup(texts)
+    device = config.device or pick_device()
+    if missing:
+        encoder = load_encoder(encoder_dir, device=device)
+        todo = [texts[i] for i in missing]
+        started = time.perf_counter()
+        fresh = encode(encoder, todo, batch_size=config.batch_size, progress=True)
+        seconds = time.perf_counter() - started
+        mlflow.log_metrics({"encode_seconds": round(seconds, 3), "encode_films_per_second": len(todo) / seconds})
+        fresh_tokens = token_counts(encoder, todo)
+        if not vectors.size:
+            vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
+        vectors[missing], tokens[missing] = fresh, fresh_tokens
+        store.add(todo, fresh, fresh_tokens)
+        store.save()
+    mlflow.set_tag("encode_device", device if missing else "none (all cached)")
+    mlflow.log_metrics(
+        {
+            "embedding_cache_hits": len(texts) - len(missing),
+            "embedding_cache_misses": len(missing),
+            "text_tokens_max": int(tokens.max()),
+            "texts_over_window": int((tokens > MAX_TOKENS).sum()),
+        }
+    )
     return vectors
+
+
+def _neighbours(recommender: Recommender, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each film's precomputed top recommendations, from the cache when nothing they depend on changed."""
+    people = recommender._people
+    key = digest(
+        recommender._vectors, people.data, people.indices, people.indptr, recommender._prior,
+        recommender._years, recommender._ids, recommender.ranking.as_dict(), NEIGHBOURS_K,
+    )  # fmt: skip
+    cached = load_cached_neighbours(cache, key)
+    mlflow.log_metric("neighbours_cached", float(cached is not None))
+    if cached is not None:
+        return cached
+    faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))  # one batched search per chunk: use every core
+    rows, scores = precompute_neighbours(recommender, NEIGHBOURS_K)
+    save_cached_neighbours(cache, key, rows, scores)
+    return rows, scores
 
 
 def _log_samples(recommender: Recommender) -> None:
@@ -205,6 +288,7 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser.add_argument("--model-name", default=MODEL_NAME)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="", help="cpu or cuda; empty picks CUDA when present")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding/neighbour cache; empty: none")
     parser.add_argument("--cast-per-film", type=float, default=TextConfig.cast_per_film)
     parser.add_argument("--dense-weight", type=float, default=Ranking.dense_weight, help="embedding vs shared people")
     parser.add_argument("--prior-weight", type=float, default=Ranking.prior_weight, help="notability prior weight")
@@ -218,6 +302,7 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
         model_name=args.model_name,
         batch_size=args.batch_size,
         device=args.device,
+        cache_dir=args.cache_dir,
         text=TextConfig(cast_per_film=int(args.cast_per_film)),
         ranking=Ranking(args.dense_weight, args.prior_weight, args.era_weight, args.recency, int(args.pool)),
     )

@@ -296,3 +296,34 @@ def test_later_liked_films_weigh_more(recommender: Recommender) -> None:
     steep = with_ranking(recommender, recency=0.01)
     assert ranked_ids(steep, [10, 500], 1) == [501]  # Hamlet, liked last, dominates
     assert ranked_ids(steep, [500, 10], 1)[0] in SAGA
+
+
+# --- precomputed neighbours ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fast(recommender: Recommender) -> Recommender:
+    from model.neighbours import precompute_neighbours
+
+    neighbours = precompute_neighbours(recommender, k=6, chunk=4)  # small chunks: several batches
+    return Recommender(
+        recommender.movies, recommender.index, recommender._people, recommender.ranking, neighbours=neighbours
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"title": "Space Saga 3", "top_n": 5},
+        {"title": "Hamlet", "year": 1948, "top_n": 6},
+        {"liked": [{"id": 503}], "top_n": 3},
+        {"title": "Space Saga 0", "top_n": 2, "offset": 3},
+        {"title": "Space Saga 0", "top_n": 5, "offset": 3},  # beyond the 6 stored: ranked live
+        {"title": "Hamster"},
+    ],
+)
+def test_neighbour_lists_answer_exactly_as_live_ranking(
+    recommender: Recommender, fast: Recommender, query: dict
+) -> None:
+    assert fast._neighbours is not None
+    assert one(fast, **query) == one(recommender, **query)
