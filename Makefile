@@ -55,7 +55,7 @@ stop() {
 }
 endef
 
-.PHONY: help venv up down build evaluate promote test lint
+.PHONY: help venv up down build evaluate promote test lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -122,6 +122,13 @@ evaluate: venv ## evaluate MODEL_URI (default: the challenger) on MovieLens-100k
 promote: venv ## point champion at VERSION (default: the challenger), gated on evaluation; FORCE=true overrides
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e promote --env-manager local \
 	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P version=$(VERSION) -P force=$(or $(FORCE),false)
+
+bench: venv ## benchmarks B1-B6 against the running stack (after `make up`); figures in benchmarks/results/
+	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
+	$(BIN)/python -m benchmarks.inprocess
+	$(BIN)/python -m benchmarks.serving --gateway-port $(GATEWAY_PORT) --scoring-port $(SERVE_PORT)
+	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
+	$(BIN)/python -m benchmarks.build
 
 test: venv ## run every test, integration included
 	$(BIN)/python -m pytest

@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timeout_s=settings.tracking_timeout_s,
                 backoff_s=settings.retry_backoff_s,
                 enabled=settings.request_log,
+                mode=settings.log_mode,
+                group_size=settings.log_group_size,
+                auto_backlog=settings.log_auto_backlog,
             )
             app.state.request_log.start()
             await app.state.scoring.refresh_identity()

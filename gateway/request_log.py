@@ -16,6 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import orjson
+import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -23,7 +26,8 @@ from mlflow.tracking import MlflowClient
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
-_STAGES = ("create", "log", "finish")
+MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO = "per_request", "grouped", "auto"
+MODES = (MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO)
 
 
 @dataclass
@@ -41,11 +45,33 @@ class RequestRecord:
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     extra: dict[str, str] = field(default_factory=dict)  # further params of richer requests (n_liked, query...)
     run_id: str | None = None  # set once the run exists: a retry continues it rather than making a second run
-    stage: int = 0  # index into _STAGES of the next step to do
+    stage: int = 0  # the next step to do: create, log, finish
+
+    @property
+    def size(self) -> int:
+        return 1
+
+
+@dataclass
+class RecordGroup:
+    """Records written together as one run (grouped mode)."""
+
+    records: list[RequestRecord]
+    run_id: str | None = None
+    stage: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.records)
 
 
 class RequestLogger:
-    """Bounded queue plus one writer thread; counts what it wrote and what it had to drop."""
+    """Bounded queue plus one writer thread; counts what it wrote and what it had to drop.
+
+    Modes: `per_request` writes one run per request (3 tracking calls each); `grouped` writes whatever is queued
+    (up to `group_size` records) as one run with the records as a table artifact; `auto` writes per request while
+    the writer keeps up and groups once `auto_backlog` records wait.
+    """
 
     def __init__(
         self,
@@ -55,7 +81,16 @@ class RequestLogger:
         timeout_s: float = 5.0,
         backoff_s: float = 1.0,
         enabled: bool = True,
+        mode: str = MODE_PER_REQUEST,
+        group_size: int = 1000,
+        auto_backlog: int = 50,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"request log mode must be one of {', '.join(MODES)}")
+        self.mode = mode
+        self._group_size = group_size
+        self._auto_backlog = auto_backlog
+        self.runs = 0
         self.enabled = enabled
         self._tracking_uri = tracking_uri
         self._experiment = experiment
@@ -124,6 +159,8 @@ class RequestLogger:
     def health(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
+            "mode": self.mode,
+            "runs": self.runs,
             "queued": self.pending,
             "written": self.written,
             "lost": self.lost,
@@ -137,24 +174,37 @@ class RequestLogger:
                 record = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._in_flight = 1
+            item: RequestRecord | RecordGroup = record
+            backlog = self._queue.qsize()
+            if self.mode == MODE_GROUPED or (self.mode == MODE_AUTO and backlog >= self._auto_backlog):
+                item = RecordGroup([record, *self._take(self._group_size - 1)])
+            self._in_flight = item.size
             try:
-                self._write_until_done(record)
+                self._write_until_done(item)
             finally:
                 self._in_flight = 0
 
-    def _write_until_done(self, record: RequestRecord) -> None:
+    def _take(self, most: int) -> list[RequestRecord]:
+        taken: list[RequestRecord] = []
+        while len(taken) < most:
+            try:
+                taken.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return taken
+
+    def _write_until_done(self, item: RequestRecord | RecordGroup) -> None:
         delay = self._backoff_s
         while True:
             try:
-                self._write(record)
+                self._write_group(item) if isinstance(item, RecordGroup) else self._write(item)
             except Exception as error:  # noqa: BLE001 - any tracking failure is retried, never raised
                 if self.tracking_reachable is not False:
                     logger.warning("request log: tracking unavailable (%s); retrying with backoff", error)
                 self.tracking_reachable = False
                 self.last_error = f"{type(error).__name__}: {str(error)[:300]}"
                 if self._stop.wait(delay):
-                    self._count_lost(1)
+                    self._count_lost(item.size)
                     return
                 delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
@@ -162,8 +212,35 @@ class RequestLogger:
                 logger.info("request log: tracking is back")
             self.tracking_reachable = True
             with self._lock:
-                self.written += 1
+                self.written += item.size
+                self.runs += 1
             return
+
+    def _write_group(self, group: RecordGroup) -> None:
+        """Many requests in one run: their records as a table artifact, aggregate metrics, the time span."""
+        client = self._client
+        assert client is not None
+        records = group.records
+        if group.stage == 0:
+            run = client.create_run(
+                self._ensure_experiment(),
+                start_time=min(r.started_ms for r in records),
+                tags={"status": "grouped", "log_mode": self.mode},
+                run_name="recommendations",
+            )
+            group.run_id, group.stage = run.info.run_id, 1
+        assert group.run_id is not None
+        if group.stage == 1:
+            client.log_table(group.run_id, data=_table(records), artifact_file="requests.json")
+            group.stage = 2
+        if group.stage == 2:
+            at = min(r.started_ms for r in records)
+            metrics = [Metric(key, value, at, 0) for key, value in _aggregate(records).items()]
+            client.log_batch(group.run_id, metrics=metrics, params=[Param("n_requests", str(len(records)))])
+            group.stage = 3
+        end = max(r.started_ms + int(r.latency_ms) for r in records)
+        client.set_terminated(group.run_id, "FINISHED", end_time=end)
+        group.stage = 4
 
     def _write(self, record: RequestRecord) -> None:
         client = self._client
@@ -218,3 +295,34 @@ def _metrics(record: RequestRecord) -> list[Metric]:
 
 def _tags(record: RequestRecord) -> list[RunTag]:
     return [RunTag("model_version", record.model_version or "unknown")]
+
+
+def _table(records: list[RequestRecord]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "started_ms": [r.started_ms for r in records],
+            "title": [r.title for r in records],
+            "top_n": [r.top_n for r in records],
+            "year": [r.year for r in records],
+            "status": [r.status for r in records],
+            "http_status": [r.http_status for r in records],
+            "n_returned": [r.n_returned for r in records],
+            "latency_ms": [round(r.latency_ms, 3) for r in records],
+            "model_version": [r.model_version for r in records],
+            "params": [orjson.dumps(r.extra).decode() if r.extra else "" for r in records],
+        }
+    )
+
+
+def _aggregate(records: list[RequestRecord]) -> dict[str, float]:
+    latency = np.array([r.latency_ms for r in records])
+    ok = sum(r.status == "ok" for r in records)
+    return {
+        "n_requests": float(len(records)),
+        "n_ok": float(ok),
+        "n_errors": float(len(records) - ok),
+        "n_returned_mean": float(np.mean([r.n_returned for r in records])),
+        "latency_ms_mean": float(latency.mean()),
+        "latency_ms_p50": float(np.percentile(latency, 50)),
+        "latency_ms_p99": float(np.percentile(latency, 99)),
+    }

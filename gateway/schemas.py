@@ -265,6 +265,8 @@ class ErrorResponse(BaseModel):
 
 class RequestLogHealth(BaseModel):
     enabled: bool
+    mode: str
+    runs: int = Field(description="runs written (one per request, or per group of requests)")
     queued: int
     written: int
     lost: int

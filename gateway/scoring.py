@@ -8,13 +8,13 @@ server's own error bodies carry stack traces, which are logged here and never pa
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx
+import orjson
 from mlflow.tracking import MlflowClient
 
 from gateway.errors import ScoringFailed, ScoringTimeout, ScoringUnavailable
@@ -123,12 +123,12 @@ class ScoringClient:
         raise AssertionError("unreachable")
 
     async def _invoke(self, payload: dict[str, Any]) -> Any:
-        response = await self._post(json.dumps(payload).encode())
+        response = await self._post(orjson.dumps(payload))
         if response.status_code != 200:
             logger.error("scoring server answered %d: %s", response.status_code, response.text[:5000])
             raise ScoringFailed()
         try:
-            return response.json()["predictions"]
-        except (ValueError, KeyError, TypeError) as error:
+            return orjson.loads(response.content)["predictions"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
             logger.error("scoring server answered unreadable JSON: %.500s", response.text)
             raise ScoringFailed() from error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,5 +26,11 @@ class Settings(BaseSettings):
     log_queue_size: int = Field(10_000, ge=1, description="request logs held while tracking is slow or down")
     tracking_timeout_s: float = Field(5.0, gt=0, description="per-call timeout of the request logger")
     retry_backoff_s: float = Field(1.0, gt=0, description="first wait before retrying a failed request log")
+    log_mode: Literal["per_request", "grouped", "auto"] = Field(
+        "auto", description="one run per request; many queued requests per run (grouped); per request until behind"
+    )
+    log_group_size: int = Field(1000, ge=1, description="requests per run at most, in grouped and auto modes")
+    log_auto_backlog: int = Field(50, ge=1, description="queued requests at which auto mode starts grouping")
 
     log_level: str = "INFO"
+    access_log: bool = Field(False, description="uvicorn's line per request (the MLflow request log has them all)")

@@ -45,13 +45,13 @@ from model.schema import (
     FilmRef,
     Query,
     invalid_reason,
+    plain_reason,
 )
 
 RESPONSE_CAST = 10  # names per film in a response; the stored cast is ranked best-known first
 DETAIL_CAST = 30
 DISLIKE_WEIGHT = 0.5  # how hard disliked films push, relative to the liked films' pull
 EXPLAINED_FIELDS = ("genres", "directors", "cast", "writers")
-TEXT_FIELDS = ("title", "genres", "directors", "cast", "writers")
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -145,6 +145,8 @@ class Recommender:
         self._years = self.movies["year"].to_numpy(dtype=np.float64, na_value=np.nan)
         self._films = [_film_record(row) for row in self.movies.itertuples(index=False)]
         self._lists = {name: self.movies[name].tolist() for name in EXPLAINED_FIELDS}
+        self._sets = {name: [frozenset(values) for values in lists] for name, lists in self._lists.items()}
+        self._genre_vectors: tuple[list[str], np.ndarray] | None = None
         self._neighbours = neighbours if neighbours is not None and len(neighbours[0]) == len(ids) else None
         self._genres = _genre_index(self.movies["genres"])
         self.resolver = TitleResolver(
@@ -249,11 +251,12 @@ class Recommender:
 
     def _answer(self, query: Query) -> dict[str, Any]:
         """status, reason, query, liked, disliked, unresolved, suggestions, recommendations, offset, top_n."""
+        if self._neighbours is not None and _plain(query, self._neighbours[0].shape[1]):
+            reason = plain_reason(query)
+            return _result(STATUS_INVALID, reason=reason) if reason else self._answer_plain(query)
         reason = invalid_reason(query)
         if reason:
             return _result(STATUS_INVALID, reason=reason)
-        if self._neighbours is not None and _plain(query, self._neighbours[0].shape[1]):
-            return self._answer_plain(query)
         title = self._resolve([FilmRef(title=query.title, year=query.year)], "title") if query.title else Resolved()
         liked = self._resolve(query.liked or [], "liked")
         disliked = self._resolve(query.disliked or [], "disliked")
@@ -287,7 +290,7 @@ class Recommender:
             query=title.films[0] if title.films else None,
             liked=liked.films,
             disliked=disliked.films,
-            recommendations=self._explain(ranked, positive, search.text),
+            recommendations=self._explain(ranked, positive, search.text, text),
             offset=search.offset,
             top_n=search.top_n,
         )
@@ -296,19 +299,18 @@ class Recommender:
     def _answer_plain(self, query: Query) -> dict[str, Any]:
         """The fast path: one title, no filters, text, dislikes or diversity: the precomputed neighbours."""
         assert self._neighbours is not None
-        refs = [FilmRef(title=query.title, year=query.year)] if query.title else list(query.liked or [])
-        resolved = self._resolve(refs, "title" if query.title else "liked")
+        if query.title:
+            resolved = self._resolve([FilmRef(title=query.title, year=query.year)], "title")
+        else:
+            resolved = self._resolve(query.liked or [], "liked")
         if not resolved.rows:
             suggestions = resolved.unresolved[0]["suggestions"] if resolved.unresolved else []
             return _result(STATUS_UNKNOWN_TITLE, suggestions=suggestions, unresolved=resolved.unresolved)
         row = resolved.rows[0]
         offset, top_n = query.offset or 0, query.top_n or DEFAULT_TOP_N
-        rows, scores = (
-            self._neighbours[0][row, offset : offset + top_n],
-            self._neighbours[1][row, offset : offset + top_n],
-        )
-        found = rows >= 0
-        ranked = Ranked(rows[found].tolist(), scores[found].astype(np.float64).tolist())
+        rows = self._neighbours[0][row, offset : offset + top_n].tolist()
+        scores = self._neighbours[1][row, offset : offset + top_n].tolist()
+        ranked = Ranked([r for r in rows if r >= 0], [v for r, v in zip(rows, scores, strict=True) if r >= 0])
         result = _result(STATUS_OK)
         result.update(
             query=resolved.films[0] if query.title else None,
@@ -465,45 +467,57 @@ class Recommender:
 
     # --- response records ------------------------------------------------------------------------------------
 
-    def _explain(self, ranked: Ranked, positive: list[int], text: np.ndarray | None) -> list[dict[str, Any]]:
+    def _explain(
+        self, ranked: Ranked, positive: list[int], text: np.ndarray | None, query_text: str = ""
+    ) -> list[dict[str, Any]]:
         """Recommendation records with `score` and `because`: what each shares with the query films, and for free
         text the film field whose text is closest to it."""
-        lists = self._lists
-        shared = {name: set().union(*(lists[name][r] for r in positive)) for name in EXPLAINED_FIELDS}
-        closest = self._closest_fields(ranked.rows, text) if text is not None else [None] * len(ranked.rows)
+        films, lists, sets = self._films, self._lists, self._sets
+        fields = [
+            (name, frozenset().union(*(sets[name][r] for r in positive)), lists[name], sets[name])
+            for name in EXPLAINED_FIELDS
+        ]
+        closest = [None] * len(ranked.rows)
+        if text is not None:
+            closest = self._closest_fields(ranked.rows, _words(query_text), text)
         records = []
         for row, score, field_match in zip(ranked.rows, ranked.scores, closest, strict=True):
-            because: dict[str, Any] = {
-                name: [v for v in lists[name][row] if v in shared[name]] for name in EXPLAINED_FIELDS
-            }
+            because: dict[str, Any] = {}
+            for name, wanted, field_lists, field_sets in fields:
+                common = field_sets[row] & wanted  # in C; usually empty or small
+                because[name] = [v for v in field_lists[row] if v in common] if common else []
             because["query_match"] = field_match
-            records.append({**self._films[row], "score": round(score, 4), "because": because})
+            record = films[row].copy()
+            record["score"] = round(score, 4)
+            record["because"] = because
+            records.append(record)
         return records
 
-    def _closest_fields(self, rows: list[int], text: np.ndarray) -> list[dict[str, str] | None]:
-        texts, owners = [], []
-        for i, row in enumerate(rows):
-            for name in TEXT_FIELDS:
-                value = self._field_text(row, name)
-                if value:
-                    texts.append(value)
-                    owners.append((i, name, value))
-        best: list[dict[str, str] | None] = [None] * len(rows)
-        if not texts:
-            return best
-        similarity = self.encode(texts) @ text
-        top: dict[int, float] = {}
-        for (i, name, value), sim in zip(owners, similarity.tolist(), strict=True):
-            if sim > top.get(i, -np.inf):
-                top[i] = sim
-                best[i] = {"field": name, "text": value}
-        return best
+    def _closest_fields(self, rows: list[int], words: set[str], text: np.ndarray) -> list[dict[str, str] | None]:
+        """For free text, per film: a title or name that shares a word with the text, else the film's genre whose
+        embedding is closest to the text. Nothing is encoded per film: genre embeddings are computed once."""
+        genre_similarity = self._genre_similarity(text)
+        matches: list[dict[str, str] | None] = []
+        for row in rows:
+            match = None
+            for name in ("title", "directors", "cast", "writers"):
+                values = [self._films[row]["title"]] if name == "title" else self._lists[name][row]
+                hit = next((v for v in values if words & _words(v)), None)
+                if hit:
+                    match = {"field": name, "text": hit}
+                    break
+            if match is None and self._lists["genres"][row]:
+                genre = max(self._lists["genres"][row], key=lambda g: genre_similarity.get(g, -1.0))
+                match = {"field": "genres", "text": genre}
+            matches.append(match)
+        return matches
 
-    def _field_text(self, row: int, name: str) -> str:
-        if name == "title":
-            return str(self.movies.at[row, "title"])
-        values = list(self.movies.at[row, name])
-        return ", ".join(values[:5] if name == "cast" else values)
+    def _genre_similarity(self, text: np.ndarray) -> dict[str, float]:
+        if self._genre_vectors is None:
+            names = sorted({name for name, _ in self._genres.values()})
+            self._genre_vectors = (names, self.encode(names))
+        names, vectors = self._genre_vectors
+        return dict(zip(names, (vectors @ text).tolist(), strict=True))
 
     def _brief(self, row: int) -> dict[str, Any]:
         film = self._films[row]
@@ -532,6 +546,19 @@ def _plain(query: Query, stored: int) -> bool:
         and not query.diversity
         and (query.offset or 0) + (query.top_n or DEFAULT_TOP_N) <= stored
     )
+
+
+_STOPWORDS = frozenset(
+    {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "film", "films", "movie", "movies", "in", "into",
+     "is", "it", "of", "on", "or", "the", "to", "with", "about", "who", "that"}
+)  # fmt: skip
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words of three letters or more, stopwords left out: what a free-text query and a name share."""
+    return {
+        w for w in "".join(ch if ch.isalnum() else " " for ch in text.casefold()).split() if len(w) > 2
+    } - _STOPWORDS
 
 
 def _genre_key(genre: str) -> str:

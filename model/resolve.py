@@ -34,8 +34,11 @@ _NON_WORD = re.compile(r"[^\w]+")
 
 def normalize_title(title: str) -> str:
     """Lower case, accents stripped, `&` as "and", punctuation as spaces, "Godfather, The" as "the godfather"."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().strip()
+    if title.isascii():  # most titles: no accents to strip
+        text = title.casefold().strip()
+    else:
+        text = unicodedata.normalize("NFKD", title)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().strip()
     match = _TRAILING_ARTICLE.match(text)
     if match:
         text = f"{match['article']} {match['rest']}"

@@ -126,6 +126,23 @@ def invalid_reason(query: Query) -> str | None:
     return next((reason for failed, reason in checks if failed), None)
 
 
+def plain_reason(query: Query) -> str | None:
+    """`invalid_reason` for a query that only names one film (title, or one liked film): the few checks that apply."""
+    film = query.liked[0] if query.liked else FilmRef(title=query.title, year=query.year)
+    if film.is_empty():
+        return TITLE_REQUIRED if query.title is not None or not query.liked else EMPTY_FILM_REF
+    if film.title is not None and len(film.title) > MAX_TITLE_CHARS:
+        return TITLE_TOO_LONG
+    if query.top_n is not None and not 1 <= query.top_n <= MAX_TOP_N:
+        return TOP_N_OUT_OF_RANGE
+    if query.offset is not None and not 0 <= query.offset <= MAX_OFFSET:
+        return OFFSET_OUT_OF_RANGE
+    for year in (query.year, film.year):
+        if year is not None and not YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
+            return YEAR_OUT_OF_RANGE
+    return None
+
+
 def _refs(query: Query) -> list[FilmRef]:
     return [*(query.liked or []), *(query.disliked or []), *(query.exclude or [])]
 

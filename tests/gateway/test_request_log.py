@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def test_each_record_becomes_one_finished_run(tmp_path: Path) -> None:
     assert run.data.metrics == {"n_returned": 3.0, "latency_ms": 3.5}
     assert run.data.tags["status"] == "ok" and run.data.tags["model_version"] == "7"
     assert log.health() | {"last_error": None} == {
-        "enabled": True, "queued": 0, "written": 3, "lost": 0, "tracking_reachable": True, "last_error": None,
+        "enabled": True, "mode": "per_request", "runs": 3, "queued": 0, "written": 3, "lost": 0,
+        "tracking_reachable": True, "last_error": None,
     }  # fmt: skip
 
 
@@ -86,3 +88,35 @@ def test_disabled_logger_accepts_and_drops_nothing() -> None:
     log.start()
     log.submit(record("x"))
     assert log.health()["queued"] == 0 and log.lost == 0
+
+
+def test_grouped_mode_writes_queued_requests_as_one_run_with_a_table(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    log = RequestLogger(uri, "grouped", mode="grouped", group_size=400)
+    for i in range(1000):  # queued before the writer starts: it finds a backlog
+        log.submit(record(f"film {i}", n=i % 7, status="ok" if i % 10 else "unknown_title"))
+    log.start()
+    log.stop()
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("grouped").experiment_id])
+    assert sorted(int(run.data.params["n_requests"]) for run in runs) == [200, 400, 400]
+    assert sum(run.data.metrics["n_errors"] for run in runs) == 100
+    titles = []
+    for run in runs:
+        table = json.loads(Path(client.download_artifacts(run.info.run_id, "requests.json", str(tmp_path))).read_text())
+        titles += [row[table["columns"].index("title")] for row in table["data"]]
+    assert sorted(titles) == sorted(f"film {i}" for i in range(1000))
+    assert (log.written, log.runs, log.lost) == (1000, 3, 0)
+
+
+def test_auto_mode_groups_only_when_behind(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    log = RequestLogger(uri, "auto", mode="auto", auto_backlog=20)
+    log.start()
+    log.submit(record("alone"))
+    assert wait_for(lambda: log.written == 1)
+    for i in range(300):
+        log.submit(record(f"burst {i}"))
+    log.stop()
+    assert log.written == 301 and log.lost == 0
+    assert 2 <= log.runs < 150  # the first alone, the burst mostly grouped

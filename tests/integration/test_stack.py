@@ -10,6 +10,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from gateway.schemas import RecommendationResponse
 from tests import processes
 from tests.conftest import BuiltModel
 
@@ -62,6 +63,7 @@ def test_the_readme_request(gateway: str, built_model: BuiltModel) -> None:
         assert film["cover_url"] is None
     assert {"The Matrix Reloaded", "The Matrix Revolutions"} <= {film["title"] for film in films}
     assert body["model"] == {"name": built_model.name, "version": built_model.version}
+    RecommendationResponse.model_validate(body)  # the gateway passes model records through: they fit the schema
 
 
 def test_fuzzy_and_year(gateway: str) -> None:
@@ -158,6 +160,7 @@ def test_richer_request_end_to_end(gateway: str) -> None:
     response = recommend(gateway, body)
     assert response.status_code == 200, response.text
     result = response.json()
+    RecommendationResponse.model_validate(result)
     assert [film["title"] for film in result["liked"]] == ["The Matrix", "Toy Story"]
     assert result["unresolved"][0]["input"] == {"title": "Qwzx Unknown Film"}
     films = result["recommendations"]
@@ -171,6 +174,7 @@ def test_richer_request_end_to_end(gateway: str) -> None:
 def test_free_text_query(gateway: str) -> None:
     body = {"query": "a hacker learns that reality is a computer simulation", "top_n": 10}
     result = recommend(gateway, body).json()
+    RecommendationResponse.model_validate(result)
     titles = [film["title"] for film in result["recommendations"]]
     assert any(title.startswith("The Matrix") for title in titles), titles
     assert all(film["because"]["query_match"]["field"] for film in result["recommendations"])

@@ -320,6 +320,14 @@ def fast(recommender: Recommender) -> Recommender:
         {"title": "Space Saga 0", "top_n": 2, "offset": 3},
         {"title": "Space Saga 0", "top_n": 5, "offset": 3},  # beyond the 6 stored: ranked live
         {"title": "Hamster"},
+        {"title": "   "},
+        {"title": "Hamlet", "top_n": 0},
+        {"title": "Hamlet", "offset": -2},
+        {"title": "Hamlet", "year": 3000},
+        {"title": "x" * 301},
+        {"liked": [{}]},
+        {"liked": [{"id": 999}]},
+        {"liked": [{"title": "Hamlet", "year": 1500}]},
     ],
 )
 def test_neighbour_lists_answer_exactly_as_live_ranking(

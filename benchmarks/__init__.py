@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures and ratios measured in one run (`make bench`)."""

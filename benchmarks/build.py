@@ -1,0 +1,82 @@
+"""B5: build time of the default catalog: full (cold caches), rebuild unchanged, rebuild with 1% of films changed
+or added.
+
+    python -m benchmarks.build [--device cpu|cuda]
+
+Each build is `python -m pipelines.build` in a fresh process against a throwaway sqlite tracking store and cache
+folder (the registry `make up` uses is not touched). Wall time of the whole process, and the build's own step
+timings (its `seconds_*` metrics). The 1% catalog: 87 films with one more genre, plus 88 new films (copies of
+existing ones under new ids and titles), written as Parquet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from benchmarks.common import write_result
+from model.catalog import load_catalog
+
+
+def one_percent_changed(path: Path) -> int:
+    movies = load_catalog().movies
+    rng = np.random.default_rng(0)
+    changed = rng.choice(len(movies), len(movies) // 200, replace=False)
+    movies.loc[changed, "genres"] = movies.loc[changed, "genres"].map(
+        lambda g: [*g, "Drama"] if "Drama" not in g else [*g, "History"]
+    )
+    added = movies.iloc[rng.choice(len(movies), len(movies) // 100 - len(changed), replace=False)].copy()
+    added["id"] = np.arange(len(added)) + int(movies["id"].max()) + 1
+    added["title"] = added["title"] + " (Remastered)"
+    import pandas as pd
+
+    pd.concat([movies, added], ignore_index=True).to_parquet(path, index=False)
+    return len(changed) + len(added)
+
+
+def build(store: str, cache: Path, catalog: str, device: str) -> dict[str, float]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    command = [sys.executable, "-m", "pipelines.build", "--catalog", catalog, "--cache-dir", str(cache)]
+    if device:
+        command += ["--device", device]
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    mlflow.set_tracking_uri(store)
+    run = mlflow.search_runs(experiment_ids=["0"], order_by=["start_time DESC"], max_results=1).iloc[0]
+    steps = {k.split(".", 1)[1]: round(float(v), 2) for k, v in run.items() if k.startswith("metrics.seconds_")}
+    hits = run.get("metrics.embedding_cache_hits")
+    return {
+        "wall_seconds": round(wall, 2),
+        **steps,
+        "embedding_cache_hits": hits,
+        "neighbours_cached": run.get("metrics.neighbours_cached"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="", help="cpu or cuda; empty: CUDA when present")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as folder:
+        root = Path(folder)
+        store, cache = f"sqlite:///{root / 'mlflow.db'}", root / "cache"
+        figures = {"full": build(store, cache, "default", args.device)}
+        figures["unchanged"] = build(store, cache, "default", args.device)
+        changed_catalog = root / "one_percent.parquet"
+        figures["films_changed_or_added"] = one_percent_changed(changed_catalog)
+        figures["one_percent_changed"] = build(store, cache, str(changed_catalog), args.device)
+    figures["targets"] = {"unchanged_wall_seconds": 15, "one_percent_changed_wall_seconds": 20}
+    write_result("b5_build", figures)
+
+
+if __name__ == "__main__":
+    main()

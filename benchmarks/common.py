@@ -1,0 +1,152 @@
+"""Shared pieces of the benchmarks: percentiles, a lean HTTP/1.1 load generator, resident memory, result files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def summary(latencies_ms: Sequence[float]) -> dict[str, float]:
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(values, 50)), 3),
+        "p99_ms": round(float(np.percentile(values, 99)), 3),
+        "mean_ms": round(float(values.mean()), 3),
+    }
+
+
+def write_result(name: str, figures: dict[str, Any]) -> Path:
+    """benchmarks/results/NAME.json with the machine and the exact command, and the figures printed."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": name,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "figures": figures,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps({name: figures}, indent=2))
+    return path
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MiB (from /proc)."""
+    total = 0
+    for proc in [pid, *_descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: list[int] = []
+    try:
+        direct = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return children
+    for child in map(int, direct):
+        children += [child, *_descendants(child)]
+    return children
+
+
+def listening_pid(port: int) -> int | None:
+    """The process that listens on a loopback TCP port (from /proc/net/tcp and /proc/*/fd)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                inodes.add(fields[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd).startswith("socket:[") and os.readlink(fd)[8:-1] in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def post_bytes(host: str, port: int, path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _load(host: str, port: int, requests: Sequence[bytes], concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    cursor = iter(range(len(requests)))
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for i in cursor:
+                started = time.perf_counter()
+                try:
+                    status = await _exchange(reader, writer, requests[i])
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    status = 0
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    errors = sum(count for status, count in statuses.items() if status != 200)
+    return {
+        **summary(latencies),
+        "concurrency": concurrency,
+        "throughput_rps": round(len(requests) / elapsed, 1),
+        "errors": errors,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
+
+
+def load(host: str, port: int, requests: Sequence[bytes], concurrency: int = 1) -> dict[str, Any]:
+    """Send every request over `concurrency` keep-alive connections, as fast as answers come; latencies and rate."""
+    return asyncio.run(_load(host, port, requests, concurrency))

@@ -1,0 +1,119 @@
+"""B2-B4 and memory: the scoring server, the gateway end to end, and the original design, measured in one run.
+
+    python -m benchmarks.serving [--requests 2000]        (after `make up`)
+
+- B2: sequential POSTs to the scoring server's /invocations (one known title, top 10).
+- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32.
+- B4: the original design (benchmarks/original_design.py, started here on port 8100, logging to the same MLflow
+  server), measured the same way right after B3; ratios B3/B4.
+- Memory: resident memory of the scoring server and the gateway after 1,000 and after 10,000 gateway requests.
+The load generator is benchmarks/common.py's keep-alive HTTP/1.1 client, the same for every target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+
+from benchmarks.common import listening_pid, load, post_bytes, rss_mb, write_result
+from model.catalog import load_catalog
+
+HOST = "127.0.0.1"
+
+
+def titles(n: int) -> list[str]:
+    """Known titles: the best-known films of the default catalog whose title is unique there."""
+    movies = load_catalog().movies
+    unique = movies[~movies["title"].str.lower().duplicated(keep=False)]
+    chosen = unique.sort_values("reviews", ascending=False)["title"].head(1000).tolist()
+    return [chosen[i % len(chosen)] for i in np.random.default_rng(0).permutation(n)]
+
+
+def bodies(names: list[str], scoring: bool) -> list[bytes]:
+    rows = [{"title": t, "top_n": 10} for t in names]
+    return [json.dumps({"inputs": [row]} if scoring else row).encode() for row in rows]
+
+
+def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[int, ...]) -> dict[str, dict]:
+    requests = [post_bytes(HOST, port, path, body) for body in payloads]
+    load(HOST, port, requests[:100], 1)  # warm-up
+    return {f"c{c}": load(HOST, port, requests, c) for c in concurrencies}
+
+
+def start_original(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.original_design", "--port", str(port)])
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"http://{HOST}:{port}/movies/recommendations/", json={"title": "Heat"}, timeout=2)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("the original design did not start")
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--gateway-port", type=int, default=8000)
+    parser.add_argument("--scoring-port", type=int, default=5001)
+    parser.add_argument("--original-port", type=int, default=8100)
+    args = parser.parse_args()
+    names = titles(args.requests)
+    figures: dict = {}
+    figures["b2_scoring_server"] = measure(args.scoring_port, "/invocations", bodies(names, True), (1,))["c1"]
+    gateway_bodies = bodies(names, False)
+    figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
+    original = start_original(args.original_port)
+    try:
+        figures["b4_original_design"] = measure(
+            args.original_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32)
+        )
+    finally:
+        original.terminate()
+        original.wait(30)
+    b3, b4 = figures["b3_gateway"], figures["b4_original_design"]
+    figures["ratios_b3_over_b4"] = {
+        "sequential_p50": ratio(b3["c1"]["p50_ms"], b4["c1"]["p50_ms"]),
+        "sequential_p99": ratio(b3["c1"]["p99_ms"], b4["c1"]["p99_ms"]),
+        "c32_throughput": ratio(b3["c32"]["throughput_rps"], b4["c32"]["throughput_rps"]),
+        "c32_p99": ratio(b3["c32"]["p99_ms"], b4["c32"]["p99_ms"]),
+    }
+    figures["targets"] = {
+        "b3_sequential_p50_ms": 2.5,
+        "b3_sequential_p99_ms": 6.0,
+        "c32_throughput": ">= 5x",
+        "c32_p99": "<= 0.5x",
+    }
+    figures["memory_mb"] = memory(args, names)
+    health = httpx.get(f"http://{HOST}:{args.gateway_port}/health").json()
+    figures["request_log_after"] = health["request_log"]
+    write_result("b2_b3_b4_serving", figures)
+
+
+def memory(args: argparse.Namespace, names: list[str]) -> dict[str, float]:
+    """Resident memory of both servers after the next 1,000 and then 10,000 gateway requests (concurrency 8)."""
+    gateway, scoring = listening_pid(args.gateway_port), listening_pid(args.scoring_port)
+    requests = [post_bytes(HOST, args.gateway_port, "/movies/recommendations/", b) for b in bodies(names, False)]
+    pool = (requests * (10_000 // len(requests) + 1))[:10_000]
+    load(HOST, args.gateway_port, pool[:1000], 8)
+    after_1k = {"gateway": rss_mb(gateway), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
+    load(HOST, args.gateway_port, pool[1000:], 8)
+    after_10k = {"gateway": rss_mb(gateway), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
+    growth = {k: round(100 * (after_10k[k] - after_1k[k]) / after_1k[k], 1) for k in after_1k}
+    return {"after_1000": after_1k, "after_10000": after_10k, "growth_percent": growth}
+
+
+if __name__ == "__main__":
+    main()
