@@ -3,8 +3,9 @@
     python -m benchmarks.inprocess [--model-uri models:/movie-recommender@champion] [--n 2000]
 
 Measures the served model's own code (loaded from the registry, before anything imports this checkout's `model`).
-Two figures per query kind: `python_model.predict` (the model's work) and `PyFuncModel.predict` (plus MLflow's
-type-hint validation of the input, as the scoring server runs it).
+Three figures per query kind: `Recommender.recommend` (the model's work on a validated query),
+`python_model.predict` (plus the pydantic query and the type-hint check MLflow wraps around `predict`), and
+`PyFuncModel.predict` (from plain dicts, as the scoring server calls it).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main() -> None:
     titles = movies["title"].to_numpy()[rng.choice(len(movies), args.n, replace=False)].tolist()
     ids = movies["id"].to_numpy()
 
+    def engine(query: object) -> None:
+        model.recommender.recommend([query])
+
     def own(row: dict) -> None:
         model.predict(None, [query_class.model_validate(row)])
 
@@ -69,6 +73,7 @@ def main() -> None:
     for kind, rows in kinds.items():
         for row in rows[:20]:  # warm caches and code paths
             own(row)
+        figures[f"{kind}_recommender"] = summary(timed(engine, [query_class.model_validate(r) for r in rows]))
         figures[f"{kind}_model_predict"] = summary(timed(own, rows))
         figures[f"{kind}_pyfunc_predict"] = summary(timed(wrapped, rows))
     figures["target_title_p50_ms"] = 0.1

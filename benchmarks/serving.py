@@ -47,7 +47,8 @@ def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[in
 
 
 def start_original(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.original_design", "--port", str(port)])
+    command = [sys.executable, "-m", "benchmarks.original_design", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # MLflow prints a line per run
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:

@@ -13,8 +13,6 @@ from gateway.settings import Settings
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per upstream call and per request would cost more than the request: MLflow holds the request log.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from gateway.errors import install_error_handlers
@@ -14,6 +13,7 @@ from gateway.request_log import RequestLogger
 from gateway.routes import router
 from gateway.scoring import ScoringClient
 from gateway.settings import Settings
+from gateway.upstream import UpstreamPool
 
 logger = logging.getLogger(__name__)
 
@@ -23,31 +23,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
-        limits = httpx.Limits(
-            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+        upstream = UpstreamPool(
+            settings.scoring_url, settings.max_connections, settings.connect_timeout_s, settings.timeout_s
         )
-        async with httpx.AsyncClient(base_url=settings.scoring_url, timeout=timeout, limits=limits) as client:
-            app.state.settings = settings
-            app.state.scoring = ScoringClient(client, settings.tracking_uri)
-            app.state.request_log = RequestLogger(
-                settings.tracking_uri,
-                settings.experiment,
-                queue_size=settings.log_queue_size,
-                timeout_s=settings.tracking_timeout_s,
-                backoff_s=settings.retry_backoff_s,
-                enabled=settings.request_log,
-                mode=settings.log_mode,
-                group_size=settings.log_group_size,
-                auto_backlog=settings.log_auto_backlog,
-            )
-            app.state.request_log.start()
+        app.state.settings = settings
+        app.state.scoring = ScoringClient(upstream, settings.tracking_uri)
+        app.state.request_log = RequestLogger(
+            settings.tracking_uri,
+            settings.experiment,
+            queue_size=settings.log_queue_size,
+            timeout_s=settings.tracking_timeout_s,
+            backoff_s=settings.retry_backoff_s,
+            enabled=settings.request_log,
+            mode=settings.log_mode,
+            group_size=settings.log_group_size,
+            auto_backlog=settings.log_auto_backlog,
+        )
+        app.state.request_log.start()
+        try:
             await app.state.scoring.refresh_identity()
             logger.info("gateway ready: scoring %s, model %s", settings.scoring_url, app.state.scoring.identity)
-            try:
-                yield
-            finally:
-                app.state.request_log.stop()
+            yield
+        finally:
+            app.state.request_log.stop()
+            await upstream.close()
 
     app = FastAPI(
         title="Movie recommender gateway",

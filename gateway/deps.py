@@ -11,15 +11,16 @@ from gateway.scoring import ScoringClient
 from gateway.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per dependency per request.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_scoring(request: Request) -> ScoringClient:
+async def get_scoring(request: Request) -> ScoringClient:
     return request.app.state.scoring
 
 
-def get_request_log(request: Request) -> RequestLogger:
+async def get_request_log(request: Request) -> RequestLogger:
     return request.app.state.request_log
 
 

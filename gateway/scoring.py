@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import httpx
 import orjson
 from mlflow.tracking import MlflowClient
 
 from gateway.errors import ScoringFailed, ScoringTimeout, ScoringUnavailable
 from gateway.schemas import RecommendationRequest
+from gateway.upstream import UpstreamDropped, UpstreamError, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
 
 INVOCATIONS = "/invocations"
-_JSON = {"content-type": "application/json"}
 PING = "/ping"
 
 
@@ -37,10 +36,10 @@ class ModelIdentity:
 
 
 class ScoringClient:
-    """Sends queries to the scoring server over one pooled `httpx.AsyncClient`."""
+    """Sends queries to the scoring server over one pool of keep-alive connections (gateway/upstream.py)."""
 
-    def __init__(self, client: httpx.AsyncClient, tracking_uri: str) -> None:
-        self._client = client
+    def __init__(self, upstream: UpstreamPool, tracking_uri: str) -> None:
+        self.upstream = upstream
         self._tracking_uri = tracking_uri
         self.identity = ModelIdentity()
         self._refreshing: asyncio.Task[ModelIdentity] | None = None
@@ -73,10 +72,10 @@ class ScoringClient:
 
     async def ping(self) -> bool:
         try:
-            response = await self._client.get(PING)
-        except httpx.HTTPError:
+            status, _ = await self.upstream.get(PING)
+        except UpstreamError:
             return False
-        return response.status_code == 200
+        return status == 200
 
     async def refresh_identity(self) -> ModelIdentity:
         """Ask the served model who it is, then the registry which version that is; keeps the last answer on failure."""
@@ -101,34 +100,21 @@ class ScoringClient:
             return None
         return max((v.version for v in versions), key=int, default=None)
 
-    async def _post(self, body: bytes) -> httpx.Response:
-        """POST once; on a pooled connection the server has closed meanwhile, once more on a fresh one.
-
-        A prediction has no side effects, so repeating it after a dropped connection is safe.
-        """
-        for attempt in (1, 2):
-            try:
-                return await self._client.post(INVOCATIONS, content=body, headers=_JSON)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                raise ScoringUnavailable() from error
-            except httpx.TimeoutException as error:
-                raise ScoringTimeout() from error
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
-                if attempt == 2:
-                    logger.error("scoring server dropped the connection twice: %r", error)
-                    raise ScoringFailed() from error
-            except httpx.HTTPError as error:
-                logger.error("scoring server transport error: %r", error)
-                raise ScoringFailed() from error
-        raise AssertionError("unreachable")
-
     async def _invoke(self, payload: dict[str, Any]) -> Any:
-        response = await self._post(orjson.dumps(payload))
-        if response.status_code != 200:
-            logger.error("scoring server answered %d: %s", response.status_code, response.text[:5000])
+        try:
+            status, body = await self.upstream.post(INVOCATIONS, orjson.dumps(payload))
+        except UpstreamUnavailable as error:
+            raise ScoringUnavailable() from error
+        except UpstreamTimeout as error:
+            raise ScoringTimeout() from error
+        except UpstreamDropped as error:
+            logger.error("scoring server dropped the connection: %s", error)
+            raise ScoringFailed() from error
+        if status != 200:
+            logger.error("scoring server answered %d: %s", status, body[:5000].decode(errors="replace"))
             raise ScoringFailed()
         try:
-            return orjson.loads(response.content)["predictions"]
+            return orjson.loads(body)["predictions"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as error:
-            logger.error("scoring server answered unreadable JSON: %.500s", response.text)
+            logger.error("scoring server answered unreadable JSON: %.500s", body.decode(errors="replace"))
             raise ScoringFailed() from error

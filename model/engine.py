@@ -300,7 +300,13 @@ class Recommender:
         """The fast path: one title, no filters, text, dislikes or diversity: the precomputed neighbours."""
         assert self._neighbours is not None
         if query.title:
-            resolved = self._resolve([FilmRef(title=query.title, year=query.year)], "title")
+            found = self.resolver.resolve(query.title, query.year)  # the common case, without a FilmRef
+            if found.position is None:
+                resolved = self._resolve([FilmRef(title=query.title, year=query.year)], "title")
+            else:
+                film = self._films[found.position].copy()
+                film.update(matched=found.matched, match_score=round(found.score, 1))
+                resolved = Resolved([found.position], [film])
         else:
             resolved = self._resolve(query.liked or [], "liked")
         if not resolved.rows:
