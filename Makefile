@@ -55,7 +55,7 @@ stop() {
 }
 endef
 
-.PHONY: help venv up down build evaluate promote test lint bench
+.PHONY: help venv up down build evaluate promote test lint bench soak faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -91,15 +91,16 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 	else
 	  echo "$(MODEL_NAME)@champion is version $$version: reused, not rebuilt"
 	fi
-	start serve $(BIN)/mlflow models serve -m models:/$(MODEL_NAME)@champion --env-manager local \
-	  --host $(HOST) --port $(SERVE_PORT) --workers 1
-	wait_http serve http://$(HOST):$(SERVE_PORT)/ping
-	GATEWAY_HOST=$(HOST) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_SCORING_URL=http://$(HOST):$(SERVE_PORT) \
-	GATEWAY_TRACKING_URI=$(TRACKING_URI) start gateway $(BIN)/python -m gateway
-	wait_http gateway http://$(HOST):$(GATEWAY_PORT)/health
+	# The gateway's supervisor starts `mlflow models serve` for the champion (port $(SERVE_PORT)), follows the alias
+	# (a promotion switches traffic without failing a request) and restarts a scoring server that dies.
+	GATEWAY_HOST=$(HOST) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_TRACKING_URI=$(TRACKING_URI) \
+	GATEWAY_MODEL_NAME=$(MODEL_NAME) GATEWAY_SERVE_HOST=$(HOST) GATEWAY_SERVE_PORT=$(SERVE_PORT) \
+	GATEWAY_STATE_DIR=$(RUN) start gateway $(BIN)/python -m gateway serve
+	wait_http gateway http://$(HOST):$(GATEWAY_PORT)/ready 600
+	scoring=$$(curl -fsS http://$(HOST):$(GATEWAY_PORT)/health | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["scoring"]["url"])')
 	echo
 	echo "  MLflow UI and registry  $(TRACKING_URI)"
-	echo "  scoring server          http://$(HOST):$(SERVE_PORT)/invocations  ($(MODEL_NAME)@champion = version $$version)"
+	echo "  scoring server          $$scoring/invocations  ($(MODEL_NAME)@champion = version $$version, supervised)"
 	echo "  gateway                 http://$(HOST):$(GATEWAY_PORT)  (OpenAPI: http://$(HOST):$(GATEWAY_PORT)/docs)"
 	echo
 	echo "  try:  curl -s -X POST $(HOST):$(GATEWAY_PORT)/movies/recommendations/ -H 'content-type: application/json' -d '{\"title\": \"The Matrix\", \"top_n\": 5}'"
@@ -107,8 +108,10 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 
 down: ## stop what `make up` started (by PID file)
 	@$(LIB)
-	stop gateway
-	stop serve
+	stop gateway  # stops the scoring servers it supervises
+	for file in $(RUN)/scoring-*.pid; do  # left only if the gateway was killed outright
+	  [[ -f $$file ]] && name=$$(basename $$file .pid) && stop $$name
+	done
 	stop mlflow
 
 build: venv ## build and register a new version (challenger) on the running tracking server
@@ -126,9 +129,16 @@ promote: venv ## point champion at VERSION (default: the challenger), gated on e
 bench: venv ## benchmarks B1-B6 against the running stack (after `make up`); figures in benchmarks/results/
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
 	$(BIN)/python -m benchmarks.inprocess
-	$(BIN)/python -m benchmarks.serving --gateway-port $(GATEWAY_PORT) --scoring-port $(SERVE_PORT)
+	$(BIN)/python -m benchmarks.serving --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
 	$(BIN)/python -m benchmarks.build
+
+soak: venv ## 20,000 requests at concurrency 32 through the running gateway; audits the request log in MLflow
+	$(BIN)/python -m benchmarks.soak --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI)
+
+faults: venv ## promotion, rollback and a killed scoring server under load (TO=a version other than the champion)
+	$(BIN)/python -m benchmarks.faults --to $(TO) --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI) \
+	  --model-name $(MODEL_NAME) --state-dir $(RUN)
 
 test: venv ## run every test, integration included
 	$(BIN)/python -m pytest

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,17 +28,21 @@ from model.catalog import load_catalog
 
 
 def one_percent_changed(path: Path) -> int:
+    """Write the default catalog with 1% of films changed (one more genre) or added (new films with their own
+    people, as real additions have), as Parquet; returns how many."""
+    import pandas as pd
+
     movies = load_catalog().movies
     rng = np.random.default_rng(0)
     changed = rng.choice(len(movies), len(movies) // 200, replace=False)
     movies.loc[changed, "genres"] = movies.loc[changed, "genres"].map(
-        lambda g: [*g, "Drama"] if "Drama" not in g else [*g, "History"]
+        lambda g: [*g, "Drama" if "Drama" not in g else "History"]
     )
     added = movies.iloc[rng.choice(len(movies), len(movies) // 100 - len(changed), replace=False)].copy()
     added["id"] = np.arange(len(added)) + int(movies["id"].max()) + 1
-    added["title"] = added["title"] + " (Remastered)"
-    import pandas as pd
-
+    added["title"] = [f"New Film {i}" for i in range(len(added))]
+    added["cast"] = [[f"New Actor {i}-{j}" for j in range(6)] for i in range(len(added))]
+    added["directors"] = [[f"New Director {i}"] for i in range(len(added))]
     pd.concat([movies, added], ignore_index=True).to_parquet(path, index=False)
     return len(changed) + len(added)
 
@@ -65,11 +70,16 @@ def build(store: str, cache: Path, catalog: str, device: str) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="", help="cpu or cuda; empty: CUDA when present")
+    parser.add_argument("--warm-cache", default="", help="start from a copy of this cache (skips the full build)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-build-") as folder:
         root = Path(folder)
         store, cache = f"sqlite:///{root / 'mlflow.db'}", root / "cache"
-        figures = {"full": build(store, cache, "default", args.device)}
+        figures = {}
+        if args.warm_cache:
+            shutil.copytree(args.warm_cache, cache)
+        else:
+            figures["full"] = build(store, cache, "default", args.device)
         figures["unchanged"] = build(store, cache, "default", args.device)
         changed_catalog = root / "one_percent.parquet"
         figures["films_changed_or_added"] = one_percent_changed(changed_catalog)

@@ -46,10 +46,10 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     return path
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants, in MiB (from /proc)."""
+def rss_mb(pid: int, children: bool = True) -> float:
+    """Resident memory of a process (and its descendants, unless `children` is False), in MiB (from /proc)."""
     total = 0
-    for proc in [pid, *_descendants(pid)]:
+    for proc in [pid, *(_descendants(pid) if children else [])]:
         try:
             for line in Path(f"/proc/{proc}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -92,6 +92,14 @@ def listening_pid(port: int) -> int | None:
         except OSError:
             continue
     return None
+
+
+def scoring_port(gateway_port: int) -> int:
+    """The port of the scoring server the gateway uses now (the supervisor may have moved it)."""
+    import httpx
+
+    url = httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=10).json()["scoring"]["url"]
+    return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
 def post_bytes(host: str, port: int, path: str, body: bytes) -> bytes:
@@ -139,6 +147,7 @@ async def _load(host: str, port: int, requests: Sequence[bytes], concurrency: in
     elapsed = time.perf_counter() - started
     errors = sum(count for status, count in statuses.items() if status != 200)
     return {
+        "latencies_ms": latencies,
         **summary(latencies),
         "concurrency": concurrency,
         "throughput_rps": round(len(requests) / elapsed, 1),
@@ -147,6 +156,10 @@ async def _load(host: str, port: int, requests: Sequence[bytes], concurrency: in
     }
 
 
-def load(host: str, port: int, requests: Sequence[bytes], concurrency: int = 1) -> dict[str, Any]:
-    """Send every request over `concurrency` keep-alive connections, as fast as answers come; latencies and rate."""
-    return asyncio.run(_load(host, port, requests, concurrency))
+def load(host: str, port: int, requests: Sequence[bytes], concurrency: int = 1, raw: bool = False) -> dict[str, Any]:
+    """Send every request over `concurrency` keep-alive connections, as fast as answers come; latency summary and
+    rate (and every latency, with `raw`)."""
+    result = asyncio.run(_load(host, port, requests, concurrency))
+    if not raw:
+        del result["latencies_ms"]
+    return result

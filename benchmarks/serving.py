@@ -21,7 +21,7 @@ import time
 import httpx
 import numpy as np
 
-from benchmarks.common import listening_pid, load, post_bytes, rss_mb, write_result
+from benchmarks.common import listening_pid, load, post_bytes, rss_mb, scoring_port, write_result
 from model.catalog import load_catalog
 
 HOST = "127.0.0.1"
@@ -60,6 +60,16 @@ def start_original(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the original design did not start")
 
 
+def drain_request_log(port: int, limit_s: float = 600) -> float:
+    """Seconds until the gateway's request log has written what B3 queued (so B4 finds MLflow idle)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        if httpx.get(f"http://{HOST}:{port}/health").json()["request_log"]["queued"] == 0:
+            break
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 1)
+
+
 def ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
 
@@ -68,14 +78,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--gateway-port", type=int, default=8000)
-    parser.add_argument("--scoring-port", type=int, default=5001)
+    parser.add_argument("--scoring-port", type=int, help="default: the one the gateway's /health names")
     parser.add_argument("--original-port", type=int, default=8100)
     args = parser.parse_args()
+    args.scoring_port = args.scoring_port or scoring_port(args.gateway_port)
     names = titles(args.requests)
     figures: dict = {}
     figures["b2_scoring_server"] = measure(args.scoring_port, "/invocations", bodies(names, True), (1,))["c1"]
     gateway_bodies = bodies(names, False)
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
+    figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
     original = start_original(args.original_port)
     try:
         figures["b4_original_design"] = measure(
@@ -109,9 +121,14 @@ def memory(args: argparse.Namespace, names: list[str]) -> dict[str, float]:
     requests = [post_bytes(HOST, args.gateway_port, "/movies/recommendations/", b) for b in bodies(names, False)]
     pool = (requests * (10_000 // len(requests) + 1))[:10_000]
     load(HOST, args.gateway_port, pool[:1000], 8)
-    after_1k = {"gateway": rss_mb(gateway), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
+    # the gateway alone: under `python -m gateway serve` the scoring server is its child process
+    after_1k = (
+        {"gateway": rss_mb(gateway, children=False), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
+    )
     load(HOST, args.gateway_port, pool[1000:], 8)
-    after_10k = {"gateway": rss_mb(gateway), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
+    after_10k = (
+        {"gateway": rss_mb(gateway, children=False), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
+    )
     growth = {k: round(100 * (after_10k[k] - after_1k[k]) / after_1k[k], 1) for k in after_1k}
     return {"after_1000": after_1k, "after_10000": after_10k, "growth_percent": growth}
 

@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from gateway.errors import install_error_handlers
+from gateway.errors import BodyLimit, install_error_handlers
 from gateway.request_log import RequestLogger
-from gateway.routes import router
+from gateway.routes import movies, router
 from gateway.scoring import ScoringClient
 from gateway.settings import Settings
+from gateway.supervisor import Supervisor
 from gateway.upstream import UpstreamPool
 
 logger = logging.getLogger(__name__)
@@ -23,11 +25,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        upstream = UpstreamPool(
-            settings.scoring_url, settings.max_connections, settings.connect_timeout_s, settings.timeout_s
-        )
+        # Supervised, nothing serves until the supervisor's first server is warm: until then requests get 503.
+        first = f"http://{settings.serve_host}:{settings.serve_port}" if settings.supervise else settings.scoring_url
+        upstream = UpstreamPool(first, settings.max_connections, settings.connect_timeout_s, settings.timeout_s)
         app.state.settings = settings
         app.state.scoring = ScoringClient(upstream, settings.tracking_uri)
+        app.state.supervisor = None
+        if settings.supervise:
+            app.state.scoring.backend.pinned = True  # the supervisor names the version it starts
+            app.state.supervisor = Supervisor(settings, app.state.scoring)
         app.state.request_log = RequestLogger(
             settings.tracking_uri,
             settings.experiment,
@@ -41,12 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.request_log.start()
         try:
-            await app.state.scoring.refresh_identity()
-            logger.info("gateway ready: scoring %s, model %s", settings.scoring_url, app.state.scoring.identity)
+            if app.state.supervisor is not None:
+                await app.state.supervisor.start()
+                logger.info("gateway up; supervising %s", app.state.supervisor.state.alias)
+            else:
+                await app.state.scoring.refresh_identity()
+                logger.info("gateway ready: scoring %s, model %s", settings.scoring_url, app.state.scoring.identity)
             yield
         finally:
+            if app.state.supervisor is not None:
+                await app.state.supervisor.stop()
             app.state.request_log.stop()
-            await upstream.close()
+            await app.state.scoring.upstream.close()
 
     app = FastAPI(
         title="Movie recommender gateway",
@@ -55,5 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.include_router(movies)
     app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # closed unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key"],
+        )
     return app

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from gateway.errors import Unauthorized
 from gateway.request_log import RequestLogger
 from gateway.scoring import ScoringClient
 from gateway.settings import Settings
@@ -22,6 +24,19 @@ async def get_scoring(request: Request) -> ScoringClient:
 
 async def get_request_log(request: Request) -> RequestLogger:
     return request.app.state.request_log
+
+
+async def require_api_key(
+    request: Request,
+    x_api_key: Annotated[str | None, Header(description="required when GATEWAY_API_KEY is set")] = None,
+) -> None:
+    """401 unless the X-API-Key header matches GATEWAY_API_KEY (compared in constant time); open when unset."""
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        return
+    given = (x_api_key or "").encode()
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        raise Unauthorized()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

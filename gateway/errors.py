@@ -2,17 +2,21 @@
 
 | status | code                  | when                                                        |
 | ------ | --------------------- | ----------------------------------------------------------- |
+| 401    | `unauthorized`        | GATEWAY_API_KEY is set and X-API-Key does not match it      |
 | 404    | `unknown_title`       | no film matches the title; carries `suggestions`            |
 | 404    | `not_found`           | no such route, or no film with that id                      |
 | 405    | `method_not_allowed`  | wrong HTTP method                                           |
+| 413    | `payload_too_large`   | the body is larger than GATEWAY_MAX_BODY_BYTES (64 KiB)     |
 | 422    | `invalid_request`     | the body does not match the request schema; carries `errors`|
 | 502    | `scoring_error`       | the scoring server failed (its stack trace is logged only)  |
 | 503    | `scoring_unavailable` | the scoring server cannot be reached                        |
+| 503    | `not_ready`           | GET /ready: no scoring server answers yet                   |
 | 504    | `scoring_timeout`     | the scoring server did not answer in time                   |
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -20,15 +24,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
 UNKNOWN_TITLE = "No film matches this title."
+UNAUTHORIZED = "A valid X-API-Key header is required."
 INVALID_REQUEST = "The request body is not valid."
 FILM_NOT_FOUND = "No film has this id."
 SCORING_UNAVAILABLE = "The recommendation model is unreachable; try again shortly."
 SCORING_TIMEOUT = "The recommendation model did not answer in time."
 SCORING_ERROR = "The recommendation model failed to answer."
+NOT_READY = "No scoring server answers yet."
+PAYLOAD_TOO_LARGE = "The request body is larger than {limit} bytes."
 
 
 class GatewayError(Exception):
@@ -47,6 +56,10 @@ class GatewayError(Exception):
         return {"detail": self.detail, "code": self.code, **self.extra}
 
 
+class Unauthorized(GatewayError):
+    status_code, code, detail = 401, "unauthorized", UNAUTHORIZED
+
+
 class UnknownTitle(GatewayError):
     status_code, code, detail = 404, "unknown_title", UNKNOWN_TITLE
 
@@ -61,6 +74,10 @@ class InvalidQuery(GatewayError):
 
 class ScoringUnavailable(GatewayError):
     status_code, code, detail = 503, "scoring_unavailable", SCORING_UNAVAILABLE
+
+
+class NotReady(GatewayError):
+    status_code, code, detail = 503, "not_ready", NOT_READY
 
 
 class ScoringTimeout(GatewayError):
@@ -78,8 +95,10 @@ def install_error_handlers(app: FastAPI) -> None:
     """Route every error through the shared JSON shape."""
 
     @app.exception_handler(GatewayError)
-    async def _gateway_error(_: Request, error: GatewayError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status_code)
+    async def _gateway_error(request: Request, error: GatewayError) -> JSONResponse:
+        # an outcome of a model that did answer (unknown title, bad query) still names the version that answered
+        headers = model_headers(getattr(request.state, "served", None))
+        return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -93,7 +112,70 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(error.detail), "code": code}, status_code=error.status_code)
 
 
+def model_headers(identity: Any) -> dict[str, str]:
+    """`X-Model-Name` and `X-Model-Version` of the model version that answered (none when unknown)."""
+    headers = {}
+    if getattr(identity, "name", None):
+        headers["x-model-name"] = identity.name
+    if getattr(identity, "version", None):
+        headers["x-model-version"] = identity.version
+    return headers
+
+
 def _describe(item: dict[str, Any]) -> dict[str, str]:
     """One validation problem without echoing the offending input back (it may be huge or hostile)."""
     field = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
     return {"field": field, "message": str(item.get("msg", "invalid value"))}
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` gets 413 in the shared error shape, before any parsing.
+
+    Declared lengths are refused at once; bodies without one (chunked) are counted as they arrive.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        seen = 0
+        started = refused = False
+
+        async def counted() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes and not started:
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}  # the app stops reading; what it answers is dropped
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(ClientDisconnect):
+            await self.app(scope, counted, tracked)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": PAYLOAD_TOO_LARGE.format(limit=self.max_bytes), "code": "payload_too_large"}, 413
+        )
+        await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

@@ -115,6 +115,8 @@ class RequestLogger:
         # an outage quickly. Explicit environment settings still win.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self._timeout_s))))
+        # MLflow prints "View run ... at: URL" to stdout for every run it finishes: thousands of lines under load.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self._client = MlflowClient(self._tracking_uri)
         self._thread = threading.Thread(target=self._work, name="request-log", daemon=True)
         self._thread.start()

@@ -7,10 +7,10 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from gateway.deps import RequestLogDep, ScoringDep, SettingsDep
-from gateway.errors import FilmNotFound, GatewayError, InvalidQuery, UnknownTitle
+from gateway.deps import RequestLogDep, ScoringDep, require_api_key
+from gateway.errors import FilmNotFound, GatewayError, InvalidQuery, NotReady, UnknownTitle, model_headers
 from gateway.request_log import RequestLogger, RequestRecord
 from gateway.schemas import (
     MAX_SEARCH,
@@ -18,6 +18,7 @@ from gateway.schemas import (
     ErrorResponse,
     FilmDetails,
     HealthResponse,
+    ReadyResponse,
     RecommendationRequest,
     RecommendationResponse,
     SearchResponse,
@@ -26,8 +27,11 @@ from gateway.schemas import (
 from gateway.scoring import ModelIdentity
 
 router = APIRouter()
+movies = APIRouter(dependencies=[Depends(require_api_key)])
 
 _UPSTREAM: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "GATEWAY_API_KEY is set and X-API-Key does not match."},
+    413: {"model": ErrorResponse, "description": "The body is larger than 64 KiB."},
     422: {"model": ErrorResponse, "description": "The request is not valid."},
     502: {"model": ErrorResponse, "description": "The scoring server failed."},
     503: {"model": ErrorResponse, "description": "The scoring server is unreachable."},
@@ -35,67 +39,99 @@ _UPSTREAM: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@movies.post(
     "/movies/recommendations/",
     response_model=RecommendationResponse,
     responses={404: {"model": ErrorResponse, "description": "No query film matches; see `suggestions`."}, **_UPSTREAM},
 )
 async def recommend(
-    request: RecommendationRequest, scoring: ScoringDep, request_log: RequestLogDep
+    request: RecommendationRequest, scoring: ScoringDep, request_log: RequestLogDep, http: Request
 ) -> RecommendationResponse:
-    """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging."""
+    """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging.
+
+    The `X-Model-Name` and `X-Model-Version` headers name the model version that answered."""
     started = time.perf_counter()
+    served = scoring.identity
     try:
-        result = await scoring.recommend(request)
-        body = shape_response(result, scoring.identity)
+        result, served = await scoring.recommend(request)
+        http.state.served = served
+        body = shape_response(result, served)
     except GatewayError as error:
-        _log(request_log, request, started, error.code, error.status_code, 0, scoring.identity)
+        _log(request_log, request, started, error.code, error.status_code, 0, served)
         raise
-    _log(request_log, request, started, "ok", 200, len(body["recommendations"]), scoring.identity)
+    _log(request_log, request, started, "ok", 200, len(body["recommendations"]), served)
     # The model's records already follow the response schema (the contract tests check it): encode them once,
     # instead of validating and re-encoding them through pydantic on every request.
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(body), media_type="application/json", headers=model_headers(served))
 
 
-@router.get("/movies/search", response_model=SearchResponse, responses=_UPSTREAM)
+@movies.get("/movies/search", response_model=SearchResponse, responses=_UPSTREAM)
 async def search(
     scoring: ScoringDep,
+    http: Request,
+    response: Response,
     q: Annotated[str, Query(min_length=1, max_length=MAX_TITLE_CHARS, description="title text; typos tolerated")],
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH, description="how many films")] = 10,
 ) -> SearchResponse:
     """Films whose titles match `q`, for autocomplete and for picking among films that share a title."""
     if not q.strip():
         raise InvalidQuery("q must contain visible characters")
-    result = _ok(await scoring.search(q, limit))
-    return SearchResponse(results=result["results"], model=_served(scoring.identity))
+    result, served = await scoring.search(q, limit)
+    _answered_by(http, response, served)
+    return SearchResponse(results=_ok(result)["results"], model=_served(served))
 
 
-@router.get(
+@movies.get(
     "/movies/{film_id}",
     response_model=FilmDetails,
     responses={404: {"model": ErrorResponse, "description": "No film has this id."}, **_UPSTREAM},
 )
-async def film(scoring: ScoringDep, film_id: Annotated[int, Path(ge=0, le=2**63 - 1)]) -> FilmDetails:
+async def film(
+    scoring: ScoringDep, http: Request, response: Response, film_id: Annotated[int, Path(ge=0, le=2**63 - 1)]
+) -> FilmDetails:
     """One film's details."""
-    result = await scoring.film(film_id)
+    result, served = await scoring.film(film_id)
+    _answered_by(http, response, served)
     if result.get("status") == "not_found":
         raise FilmNotFound()
     return FilmDetails(**_ok(result)["film"])
 
 
 @router.get("/health", response_model=HealthResponse)
-async def health(scoring: ScoringDep, request_log: RequestLogDep, settings: SettingsDep) -> HealthResponse:
-    """Whether the gateway can serve: scoring server reachable, which model version it serves, request log state."""
+async def health(scoring: ScoringDep, request_log: RequestLogDep, http: Request) -> HealthResponse:
+    """Whether the gateway can serve: scoring server reachable, which model version it serves, request log state,
+    and (under `python -m gateway serve`) the supervisor's: alias target, switches, restarts, failed versions."""
     reachable = await scoring.ping()
     identity = await scoring.refresh_identity() if reachable else scoring.identity
     log_state = request_log.health()
-    degraded = not reachable or log_state["tracking_reachable"] is False
+    supervisor = http.app.state.supervisor
+    supervisor_state = supervisor.state.public() if supervisor is not None else None
+    # degraded: nothing answers, request logs cannot be written, the registry cannot be asked, or the alias points
+    # at a version that failed to start (the previous one keeps serving)
+    degraded = (
+        not reachable
+        or log_state["tracking_reachable"] is False
+        or (supervisor is not None and supervisor.state.troubled)
+    )
     return HealthResponse(
         status="degraded" if degraded else "ok",
-        scoring={"url": settings.scoring_url, "reachable": reachable},
+        scoring={"url": scoring.upstream.url, "reachable": reachable},
         model=_served(identity),
         request_log=log_state,
+        supervisor=supervisor_state,
     )
+
+
+@router.get(
+    "/ready",
+    response_model=ReadyResponse,
+    responses={503: {"model": ErrorResponse, "description": "No scoring server answers yet."}},
+)
+async def ready(scoring: ScoringDep) -> ReadyResponse:
+    """200 once a scoring server answers (what `make up` and load balancers wait for), 503 until then."""
+    if not await scoring.ping():
+        raise NotReady()
+    return ReadyResponse(ready=True, model=_served(scoring.identity))
 
 
 def shape_response(result: dict[str, Any], identity: ModelIdentity) -> dict[str, Any]:
@@ -119,6 +155,12 @@ def _ok(result: dict[str, Any]) -> dict[str, Any]:
     if result.get("status") != "ok":
         raise InvalidQuery(result.get("reason") or None)
     return result
+
+
+def _answered_by(http: Request, response: Response, served: ModelIdentity) -> None:
+    """Name the version that answered, on this response and on an error raised after it."""
+    http.state.served = served
+    response.headers.update(model_headers(served))
 
 
 def _served(identity: ModelIdentity) -> ServedModel:

@@ -279,8 +279,31 @@ class ScoringHealth(BaseModel):
     reachable: bool
 
 
+class SupervisorHealth(BaseModel):
+    alias: str = Field(description="the registry alias followed, as NAME@ALIAS")
+    target_version: str | None = Field(description="where the alias pointed at the last look")
+    serving_version: str | None
+    serving_url: str | None
+    serving_since: float | None = Field(description="Unix time of the switch to the serving version")
+    switching_to: str | None = Field(description="version being started and warmed up, if any")
+    switches: int = Field(description="alias moves followed since the gateway started")
+    last_switch_s: float | None = Field(description="seconds from seeing the alias move to serving the version")
+    restarts: int = Field(description="times the serving process died and was started again")
+    failed_versions: dict[str, str] = Field(
+        description="versions not switched to, and why; retried when pointed at again"
+    )
+    last_failure: str | None
+    registry_error: str | None = Field(description="why the registry could not be asked, while it cannot")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     scoring: ScoringHealth
     model: ServedModel
     request_log: RequestLogHealth
+    supervisor: SupervisorHealth | None = Field(None, description="present when run as `python -m gateway serve`")
+
+
+class ReadyResponse(BaseModel):
+    ready: Literal[True]
+    model: ServedModel

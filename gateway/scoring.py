@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -35,37 +35,61 @@ class ModelIdentity:
     build_run_id: str | None = None
 
 
+@dataclass
+class Backend:
+    """One scoring server and what it serves; the supervisor swaps the whole object, so a request that started on
+    one backend finishes on it and is labelled with its version."""
+
+    upstream: UpstreamPool
+    identity: ModelIdentity = field(default_factory=ModelIdentity)
+    pinned: bool = False  # identity set by whoever started the server (the supervisor), not learned
+
+
+Scored = tuple[dict[str, Any], ModelIdentity]
+
+
 class ScoringClient:
     """Sends queries to the scoring server over one pool of keep-alive connections (gateway/upstream.py)."""
 
     def __init__(self, upstream: UpstreamPool, tracking_uri: str) -> None:
-        self.upstream = upstream
+        self.backend = Backend(upstream)
         self._tracking_uri = tracking_uri
-        self.identity = ModelIdentity()
         self._refreshing: asyncio.Task[ModelIdentity] | None = None
 
-    async def recommend(self, request: RecommendationRequest) -> dict[str, Any]:
-        """The model's record for one request: status, reason, query, liked, unresolved, recommendations..."""
+    @property
+    def upstream(self) -> UpstreamPool:
+        return self.backend.upstream
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self.backend.identity
+
+    def use(self, backend: Backend) -> Backend:
+        """Send new requests to `backend`; returns the previous one (its in-flight requests finish there)."""
+        previous, self.backend = self.backend, backend
+        return previous
+
+    async def recommend(self, request: RecommendationRequest) -> Scored:
+        """The model's record for one request (status, reason, query, liked, unresolved, recommendations...) and
+        the version that answered."""
         return await self._one(request.model_inputs(), "recommend")
 
-    async def search(self, text: str, limit: int) -> dict[str, Any]:
+    async def search(self, text: str, limit: int) -> Scored:
         """Films whose titles match `text`, best first: status, results."""
         return await self._one({"title": text, "top_n": limit}, "search")
 
-    async def film(self, film_id: int) -> dict[str, Any]:
+    async def film(self, film_id: int) -> Scored:
         """One film's details: status (ok or not_found), film."""
         return await self._one({"id": film_id}, "film")
 
-    async def _one(self, row: dict[str, Any], mode: str) -> dict[str, Any]:
-        predictions = await self._invoke({"inputs": [row], "params": {"mode": mode}})
-        if not isinstance(predictions, list) or len(predictions) != 1 or not isinstance(predictions[0], dict):
-            logger.error("scoring server answered an unexpected shape: %.500s", predictions)
-            raise ScoringFailed()
-        if self.identity.version is None and self._refreshing is None:
+    async def _one(self, row: dict[str, Any], mode: str) -> Scored:
+        backend = self.backend
+        record = await invoke_one(backend.upstream, row, mode)
+        if backend.identity.version is None and not backend.pinned and self._refreshing is None:
             # Started before the scoring server (or the registry) was ready: learn the version in the background.
             self._refreshing = asyncio.create_task(self.refresh_identity())
             self._refreshing.add_done_callback(self._refreshed)
-        return predictions[0]
+        return record, backend.identity
 
     def _refreshed(self, _: asyncio.Task[ModelIdentity]) -> None:
         self._refreshing = None
@@ -78,17 +102,22 @@ class ScoringClient:
         return status == 200
 
     async def refresh_identity(self) -> ModelIdentity:
-        """Ask the served model who it is, then the registry which version that is; keeps the last answer on failure."""
+        """Ask the served model who it is, then the registry which version that is; keeps the last answer on failure.
+
+        A backend the supervisor started already knows its version: nothing to ask."""
+        backend = self.backend
+        if backend.pinned:
+            return backend.identity
         try:
-            info = (await self._invoke({"inputs": [{}], "params": {"mode": "info"}}))[0]
+            info = await invoke_one(backend.upstream, {}, "info")
         except Exception as error:  # noqa: BLE001 - identity is best effort; requests are unaffected
             logger.warning("could not ask the scoring server which model it serves: %s", error)
-            return self.identity
+            return backend.identity
         name, run_id = info.get("model_name"), info.get("build_run_id")
-        if run_id != self.identity.build_run_id or self.identity.version is None:
+        if run_id != backend.identity.build_run_id or backend.identity.version is None:
             version = await anyio.to_thread.run_sync(self._registered_version, name, run_id)
-            self.identity = ModelIdentity(name, version, run_id)
-        return self.identity
+            backend.identity = ModelIdentity(name, version, run_id)
+        return backend.identity
 
     def _registered_version(self, name: str | None, run_id: str | None) -> str | None:
         if not name or not run_id:
@@ -100,21 +129,32 @@ class ScoringClient:
             return None
         return max((v.version for v in versions), key=int, default=None)
 
-    async def _invoke(self, payload: dict[str, Any]) -> Any:
-        try:
-            status, body = await self.upstream.post(INVOCATIONS, orjson.dumps(payload))
-        except UpstreamUnavailable as error:
-            raise ScoringUnavailable() from error
-        except UpstreamTimeout as error:
-            raise ScoringTimeout() from error
-        except UpstreamDropped as error:
-            logger.error("scoring server dropped the connection: %s", error)
-            raise ScoringFailed() from error
-        if status != 200:
-            logger.error("scoring server answered %d: %s", status, body[:5000].decode(errors="replace"))
-            raise ScoringFailed()
-        try:
-            return orjson.loads(body)["predictions"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
-            logger.error("scoring server answered unreadable JSON: %.500s", body.decode(errors="replace"))
-            raise ScoringFailed() from error
+
+async def invoke_one(upstream: UpstreamPool, row: dict[str, Any], mode: str) -> dict[str, Any]:
+    """POST one query row to /invocations with param `mode`; the one record the model answers."""
+    predictions = await invoke(upstream, {"inputs": [row], "params": {"mode": mode}})
+    if not isinstance(predictions, list) or len(predictions) != 1 or not isinstance(predictions[0], dict):
+        logger.error("scoring server answered an unexpected shape: %.500s", predictions)
+        raise ScoringFailed()
+    return predictions[0]
+
+
+async def invoke(upstream: UpstreamPool, payload: dict[str, Any]) -> Any:
+    """POST `payload` to /invocations; the `predictions`, or the GatewayError for what went wrong."""
+    try:
+        status, body = await upstream.post(INVOCATIONS, orjson.dumps(payload))
+    except UpstreamUnavailable as error:
+        raise ScoringUnavailable() from error
+    except UpstreamTimeout as error:
+        raise ScoringTimeout() from error
+    except UpstreamDropped as error:
+        logger.error("scoring server answered something that is not HTTP: %s", error)
+        raise ScoringFailed() from error
+    if status != 200:
+        logger.error("scoring server answered %d: %s", status, body[:5000].decode(errors="replace"))
+        raise ScoringFailed()
+    try:
+        return orjson.loads(body)["predictions"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+        logger.error("scoring server answered unreadable JSON: %.500s", body.decode(errors="replace"))
+        raise ScoringFailed() from error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,23 @@ class Settings(BaseSettings):
     )
     log_group_size: int = Field(1000, ge=1, description="requests per run at most, in grouped and auto modes")
     log_auto_backlog: int = Field(50, ge=1, description="queued requests at which auto mode starts grouping")
+
+    max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
+    api_key: SecretStr | None = Field(None, description="when set, /movies/* require it in the X-API-Key header")
+    cors_origins: list[str] = Field([], description="browser origins allowed to call the API (none by default)")
+
+    # Supervised serving (`python -m gateway serve`, what `make up` runs): the gateway starts and swaps the scoring
+    # servers itself, following the registry alias, instead of talking to a fixed `scoring_url`.
+    supervise: bool = Field(False, description="run the supervisor (set by `python -m gateway serve`)")
+    model_name: str = Field("movie-recommender", description="registered model the supervisor serves")
+    model_alias: str = Field("champion", description="alias the supervisor follows")
+    poll_s: float = Field(5.0, gt=0, description="how often the supervisor asks the registry where the alias points")
+    serve_host: str = Field("127.0.0.1", description="address the scoring servers bind")
+    serve_port: int = Field(5001, ge=0, description="port of the first scoring server (a free one when taken)")
+    serve_workers: int = Field(1, ge=1, description="`mlflow models serve --workers`")
+    serve_start_timeout_s: float = Field(300.0, gt=0, description="a new scoring server must be warm within this")
+    drain_timeout_s: float = Field(30.0, gt=0, description="in-flight requests get this long on a replaced server")
+    state_dir: str = Field(".run", description="PID files and logs of the scoring servers the supervisor started")
 
     log_level: str = "INFO"
     access_log: bool = Field(False, description="uvicorn's line per request (the MLflow request log has them all)")

@@ -29,7 +29,12 @@ class UpstreamTimeout(UpstreamError):
 
 
 class UpstreamDropped(UpstreamError):
-    """The upstream closed the connection without a complete answer, or answered something that is not HTTP."""
+    """The upstream answered something that is not HTTP."""
+
+
+class UpstreamClosed(UpstreamUnavailable):
+    """The upstream closed the connection before answering, on a fresh connection too: it went away (a crash, a
+    restart), which is being unavailable, not answering wrongly."""
 
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -71,9 +76,9 @@ class UpstreamPool:
     async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         """Send one request; a pooled connection the upstream closed meanwhile is retried once on a fresh one
         (a prediction has no side effects, so repeating it is safe)."""
-        async with self._slots:
-            self.in_flight += 1
-            try:
+        self.in_flight += 1  # counted before waiting for a slot: draining waits for queued requests too
+        try:
+            async with self._slots:
                 for attempt in (1, 2):
                     connection, reused = await self._connection()
                     try:
@@ -81,15 +86,13 @@ class UpstreamPool:
                     except TimeoutError as error:
                         connection[1].close()
                         raise UpstreamTimeout() from error
-                    except (
-                        ConnectionError,
-                        asyncio.IncompleteReadError,
-                        asyncio.LimitOverrunError,
-                        ValueError,
-                    ) as error:
+                    except (ConnectionError, asyncio.IncompleteReadError) as error:
                         connection[1].close()
                         if reused and attempt == 1:
                             continue
+                        raise UpstreamClosed(repr(error)) from error
+                    except (asyncio.LimitOverrunError, ValueError) as error:
+                        connection[1].close()
                         raise UpstreamDropped(repr(error)) from error
                     if keep:
                         self._idle.append(connection)
@@ -97,8 +100,17 @@ class UpstreamPool:
                         connection[1].close()
                     return status, body
                 raise AssertionError("unreachable")
-            finally:
-                self.in_flight -= 1
+        finally:
+            self.in_flight -= 1
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no request is in flight (True), or `timeout_s` passed (False); then close idle connections."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await self.close()
+        return not self.in_flight
 
     async def _connection(self) -> tuple[Connection, bool]:
         while self._idle:

@@ -41,6 +41,7 @@ MISSING_FILE = "catalog file not found: {path}"
 UNSUPPORTED_FORMAT = "catalog {path}: unsupported format {suffix!r}; use one of {supported}"
 UNREADABLE = "catalog {path} could not be read: {error}"
 EMPTY_CATALOG = "catalog {path} has no rows"
+EMPTY_FILE = "catalog {path} is an empty file"
 MISSING_TITLE = "catalog {path} has no 'title' column (columns found: {columns})"
 NO_TITLED_ROWS = "catalog {path} has no row with a non-empty title"
 DUPLICATE_IDS = "catalog {path} has {count} duplicate id(s), for example {examples}"
@@ -97,6 +98,8 @@ def read_raw(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise CatalogError(UNSUPPORTED_FORMAT.format(path=path, suffix=suffix, supported=", ".join(SUPPORTED_SUFFIXES)))
+    if path.stat().st_size == 0:
+        raise CatalogError(EMPTY_FILE.format(path=path))
     try:
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""], encoding="utf-8")

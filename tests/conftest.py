@@ -74,7 +74,8 @@ def slice_file(work_dir: Path, catalog_slice: pd.DataFrame) -> Path:
 @pytest.fixture(scope="session")
 def built_model(tracking_uri: str, slice_file: Path) -> BuiltModel:
     """Version 1 of the model, built from the catalog slice by `mlflow run . -e build`."""
-    result = mlflow_run(tracking_uri, "build", catalog=slice_file)
+    # a cache of the session's own: the build really encodes, whatever earlier runs left in .cache/build
+    result = mlflow_run(tracking_uri, "build", catalog=slice_file, cache_dir=slice_file.parent / "build-cache")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     client = MlflowClient(tracking_uri)
     version = client.get_model_version_by_alias(MODEL_NAME, "champion")

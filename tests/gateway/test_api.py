@@ -178,3 +178,66 @@ def test_openapi_has_an_example_for_every_request_field(client: TestClient) -> N
 def test_search_and_film_validate_before_calling_upstream(client: TestClient, url: str) -> None:
     response = client.get(url)
     assert response.status_code == 422 and response.json()["code"] == "invalid_request"
+
+
+def test_bodies_over_64_kib_are_413(client: TestClient) -> None:
+    body = b'{"title": "' + b"x" * (64 * 1024) + b'"}'
+    response = client.post("/movies/recommendations/", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+def test_cors_is_closed_by_default(client: TestClient) -> None:
+    preflight = client.options(
+        "/movies/recommendations/",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+@pytest.fixture(scope="module")
+def guarded(tracking: str) -> Iterator[TestClient]:
+    settings = Settings(
+        scoring_url=f"http://127.0.0.1:{free_port()}",
+        tracking_uri=tracking,
+        experiment="api-tests",
+        api_key="s3cret-key",
+        cors_origins=["https://app.example"],
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}, {"x-api-key": "s3cret-ke"}, {"x-api-key": ""}])
+def test_api_key_is_required_when_set(guarded: TestClient, headers: dict) -> None:
+    for response in (
+        guarded.post("/movies/recommendations/", json={"title": "Heat"}, headers=headers),
+        guarded.get("/movies/search?q=heat", headers=headers),
+        guarded.get("/movies/7", headers=headers),
+    ):
+        assert response.status_code == 401 and response.json()["code"] == "unauthorized"
+
+
+def test_the_right_key_passes_and_health_stays_open(guarded: TestClient) -> None:
+    response = guarded.post("/movies/recommendations/", json={"title": "Heat"}, headers={"x-api-key": "s3cret-key"})
+    assert response.status_code == 503  # past the key; the scoring server is not running here
+    assert guarded.get("/health").status_code == 200
+
+
+def test_configured_cors_origin_is_allowed(guarded: TestClient) -> None:
+    preflight = guarded.options(
+        "/movies/recommendations/",
+        headers={"origin": "https://app.example", "access-control-request-method": "POST"},
+    )
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_chunked_bodies_over_64_kib_are_413_too(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"title": "'
+        for _ in range(70):
+            yield b"x" * 1024
+        yield b'"}'
+
+    response = client.post("/movies/recommendations/", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["code"] == "payload_too_large"

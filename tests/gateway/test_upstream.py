@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from gateway.upstream import UpstreamDropped, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
+from gateway.upstream import UpstreamClosed, UpstreamDropped, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 from tests.processes import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -121,3 +121,17 @@ def test_garbage_is_dropped() -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="http://"):
         UpstreamPool("https://example.invalid")
+
+
+def test_closed_without_an_answer_is_unavailable_not_an_error() -> None:
+    """A server that dies mid-request (here: closes after reading) is unavailable (503), not failing (502)."""
+
+    async def vanish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()
+
+    async def scenario(upstream: UpstreamPool) -> None:
+        with pytest.raises(UpstreamClosed):
+            await upstream.post("/x", b"{}")
+
+    asyncio.run(serve(vanish, scenario))

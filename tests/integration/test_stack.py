@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,23 +12,9 @@ from mlflow.tracking import MlflowClient
 from gateway.schemas import RecommendationResponse
 from tests import processes
 from tests.conftest import BuiltModel
+from tests.integration.conftest import EXPERIMENT, request_log_records
 
 pytestmark = pytest.mark.integration
-EXPERIMENT = "integration-requests"
-
-
-@pytest.fixture(scope="module")
-def scoring(built_model: BuiltModel, work_dir: Path) -> Iterator[str]:
-    server, url = processes.model_server(work_dir, built_model.tracking_uri, f"models:/{built_model.name}@champion")
-    yield url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway(scoring: str, built_model: BuiltModel, work_dir: Path) -> Iterator[str]:
-    process, url = processes.gateway(work_dir, scoring, built_model.tracking_uri, experiment=EXPERIMENT)
-    yield url
-    process.stop()
 
 
 def recommend(gateway: str, body: dict, timeout: float = 30.0) -> httpx.Response:
@@ -146,6 +131,31 @@ def test_tracking_down_still_serves_and_counts_lost_logs(scoring: str, work_dir:
         assert state["lost"] >= 3 and state["lost"] + state["queued"] == 6
     finally:
         process.stop()
+
+
+def test_tracking_outage_loses_no_request_log_once_it_returns(scoring: str, work_dir: Path, tmp_path: Path) -> None:
+    port = processes.free_port()
+    tracking = f"http://127.0.0.1:{port}"
+    process, url = processes.gateway(
+        work_dir, scoring, tracking, experiment="outage-requests", tracking_timeout_s="1", retry_backoff_s="0.2"
+    )
+    server = None
+    try:
+        for _ in range(20):  # tracking is down: every request is still answered
+            assert recommend(url, {"title": "Heat", "top_n": 3}).status_code == 200
+        state = httpx.get(f"{url}/health").json()["request_log"]
+        assert state["tracking_reachable"] is False and state["queued"] == 20 and state["lost"] == 0
+        server, _ = processes.mlflow_server(tmp_path, tmp_path, port=port)  # tracking comes back
+        deadline = time.monotonic() + 90
+        while httpx.get(f"{url}/health").json()["request_log"]["written"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        state = httpx.get(f"{url}/health").json()["request_log"]
+        assert (state["written"], state["lost"], state["queued"], state["tracking_reachable"]) == (20, 0, 0, True)
+        assert request_log_records(MlflowClient(tracking), "outage-requests", "Heat") == 20
+    finally:
+        process.stop()
+        if server is not None:
+            server.stop()
 
 
 def test_richer_request_end_to_end(gateway: str) -> None:

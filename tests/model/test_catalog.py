@@ -93,7 +93,7 @@ def test_bad_values_are_errors_not_silent_drops(tmp_path: Path, csv: str, messag
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("films.csv", b"", "could not be read"),
+        ("films.csv", b"", "is an empty file"),
         ("films.csv", b"title\n\xff\xfeAlien\n", "could not be read"),
         ("films.parquet", b"not parquet", "could not be read"),
         ("films.json", b"[]", "unsupported format"),

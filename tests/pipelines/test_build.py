@@ -59,13 +59,25 @@ def test_user_csv_builds_a_new_challenger_and_counts_skipped_rows(built_model: B
     assert client.get_registered_model("user-catalog").aliases["champion"] == version.version
 
 
-def test_bad_catalog_fails_clearly_and_registers_nothing(built_model: BuiltModel, tmp_path: Path) -> None:
-    catalog = tmp_path / "dupes.csv"
-    catalog.write_text("id,title\n1,Alien\n1,Aliens\n")
+BROKEN_CATALOGS = {
+    "duplicate_ids": (b"id,title\n1,Alien\n1,Aliens\n", "duplicate id(s), for example [1]"),
+    "missing_columns": (b"name,year\nAlien,1979\n", "has no 'title' column (columns found: name, year)"),
+    "bad_encoding": ("id,title\n1,Amélie\n".encode("latin-1"), "could not be read: 'utf-8' codec can't decode"),
+    "empty_file": (b"", "is an empty file"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BROKEN_CATALOGS))
+def test_bad_catalog_fails_clearly_and_registers_nothing(built_model: BuiltModel, tmp_path: Path, kind: str) -> None:
+    content, message = BROKEN_CATALOGS[kind]
+    catalog = tmp_path / f"{kind}.csv"
+    catalog.write_bytes(content)
     client = MlflowClient(built_model.tracking_uri)
     before = client.search_model_versions(f"name='{built_model.name}'")
+    champion = client.get_registered_model(built_model.name).aliases["champion"]
     result = mlflow_run(built_model.tracking_uri, "build", catalog=catalog)
     assert result.returncode != 0
-    assert "duplicate id(s), for example [1]" in result.stderr
+    assert f"build failed, nothing registered: catalog {catalog}" in result.stderr, result.stderr[-2000:]
+    assert message in result.stderr, result.stderr[-2000:]
     assert client.search_model_versions(f"name='{built_model.name}'") == before
-    assert client.get_registered_model(built_model.name).aliases["champion"] == built_model.version
+    assert client.get_registered_model(built_model.name).aliases["champion"] == champion

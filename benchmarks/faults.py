@@ -1,0 +1,147 @@
+"""Promotion, rollback and a killed scoring server, under load, against the running stack (`make up`).
+
+    python -m benchmarks.faults --to VERSION [--concurrency 8]        (`make faults TO=VERSION`)
+
+1. promotion: 8 clients send requests to the gateway throughout; `champion` is moved to VERSION; measured: seconds
+   from the alias move to the first answer from VERSION, requests sent, failed (anything but 200);
+2. rollback: the alias is moved back, measured the same way;
+3. crash: the serving `mlflow models serve` process group gets SIGKILL; measured: seconds until answers return,
+   answers by status (503 only is the promise).
+Writes benchmarks/results/faults.json. The alias ends where it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from mlflow.tracking import MlflowClient
+
+from benchmarks.common import write_result
+
+HOST = "127.0.0.1"
+
+
+class Traffic:
+    """Clients posting one recommendation after another until stopped; what came back, and when."""
+
+    def __init__(self, url: str, concurrency: int) -> None:
+        self.url, self.concurrency = url, concurrency
+        self.statuses: Counter[int] = Counter()
+        self.first_from: dict[str | None, float] = {}
+        self.last_503: float | None = None
+        self.recovered: float | None = None
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await asyncio.gather(*(self._client(client) for _ in range(self.concurrency)))
+
+    async def _client(self, client: httpx.AsyncClient) -> None:
+        while not self.stop.is_set():
+            try:
+                response = await client.post(f"{self.url}/movies/recommendations/", json={"title": "Heat", "top_n": 5})
+                status, version = response.status_code, response.headers.get("x-model-version")
+            except httpx.HTTPError:
+                status, version = 0, None
+            now = time.monotonic()
+            self.statuses[status] += 1
+            if status == 200:
+                self.first_from.setdefault(version, now)
+                if self.last_503 is not None and self.recovered is None:
+                    self.recovered = now
+            elif status == 503:
+                self.last_503 = now
+                await asyncio.sleep(0.05)
+
+    def figures(self) -> dict:
+        sent = sum(self.statuses.values())
+        return {
+            "sent": sent,
+            "failed": sent - self.statuses[200],
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+        }
+
+
+async def switch(url: str, client: MlflowClient, name: str, version: str, concurrency: int, limit_s: float) -> dict:
+    traffic = Traffic(url, concurrency)
+    runner = asyncio.create_task(traffic.run())
+    await asyncio.sleep(2)
+    client.set_registered_model_alias(name, "champion", version)
+    moved = time.monotonic()
+    while version not in traffic.first_from and time.monotonic() - moved < limit_s:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2)
+    traffic.stop.set()
+    await runner
+    seen = traffic.first_from.get(version)
+    return {"to_version": version, "switch_s": round(seen - moved, 2) if seen else None, **traffic.figures()}
+
+
+async def crash(url: str, state_dir: Path, concurrency: int, limit_s: float) -> dict:
+    traffic = Traffic(url, concurrency)
+    runner = asyncio.create_task(traffic.run())
+    await asyncio.sleep(2)
+    serving = httpx.get(f"{url}/health").json()["scoring"]["url"].rsplit(":", 1)[1]
+    group = int((state_dir / f"scoring-{serving}.pid").read_text())
+    os.killpg(group, signal.SIGKILL)
+    killed = time.monotonic()
+    while traffic.recovered is None and time.monotonic() - killed < limit_s:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2)
+    traffic.stop.set()
+    await runner
+    back = traffic.recovered
+    return {"answering_again_s": round(back - killed, 2) if back else None, **traffic.figures()}
+
+
+async def measure(args: argparse.Namespace) -> dict:
+    url = f"http://{HOST}:{args.gateway_port}"
+    client = MlflowClient(args.tracking_uri)
+    start = client.get_model_version_by_alias(args.model_name, "champion").version
+    if args.to == start:
+        raise SystemExit(f"champion is already version {start}: pass another --to")
+    figures = {"from_version": start, "concurrency": args.concurrency}
+    try:
+        figures["promotion"] = await switch(url, client, args.model_name, args.to, args.concurrency, args.limit_s)
+        figures["rollback"] = await switch(url, client, args.model_name, start, args.concurrency, args.limit_s)
+        figures["crash"] = await crash(url, Path(args.state_dir), args.concurrency, args.limit_s)
+    finally:
+        client.set_registered_model_alias(args.model_name, "champion", start)
+    figures["supervisor"] = httpx.get(f"{url}/health").json()["supervisor"]
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--to", required=True, help="version to promote for the measurement (rolled back after)")
+    parser.add_argument("--model-name", default="movie-recommender")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--gateway-port", type=int, default=8000)
+    parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000")
+    parser.add_argument("--state-dir", default=".run", help="the gateway's GATEWAY_STATE_DIR")
+    parser.add_argument("--limit-s", type=float, default=120)
+    figures = asyncio.run(measure(parser.parse_args()))
+    write_result("faults", figures)
+    ok = (
+        figures["promotion"]["failed"] == 0
+        and figures["rollback"]["failed"] == 0
+        and set(figures["crash"]["statuses"]) <= {"200", "503"}
+        and all(
+            (figures[k][key] or 1e9) <= 30
+            for k, key in [("promotion", "switch_s"), ("rollback", "switch_s"), ("crash", "answering_again_s")]
+        )
+    )
+    print("faults:", "PASSED" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""The serving supervisor (`python -m gateway serve`, what `make up` runs): keeps one `mlflow models serve` of the
+version an alias points at behind the gateway, and swaps versions without failing a request.
+
+Every `poll_s` it asks the registry where `NAME@ALIAS` points. When that is not the version being served:
+1. start `mlflow models serve -m models:/NAME/VERSION` on a free loopback port, in its own process group;
+2. wait for `/ping`, then warm it up through the real contract (`info`, a title search, a recommendation);
+3. point the gateway at it (new requests go there; requests already sent finish where they are);
+4. let the old server drain its in-flight requests, then stop it.
+A version that fails to start or to warm up is stopped and remembered as failed (logged, and shown in /health);
+the old version keeps serving. It is not retried until the alias moves again (to another version or back).
+When the serving process dies, the same version is started again; requests get 503 while nothing answers.
+
+Each child's process group id is written to `STATE_DIR/scoring-PORT.pid` (its output to `scoring-PORT.log`), so
+a gateway that was killed outright leaves nothing behind: the next one, and `make down`, stop what the files name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from gateway.scoring import INVOCATIONS, PING, Backend, ModelIdentity, ScoringClient
+from gateway.settings import Settings
+from gateway.upstream import UpstreamError, UpstreamPool
+
+logger = logging.getLogger(__name__)
+
+PID_GLOB = "scoring-*.pid"
+CHECK_S = 0.5  # how often the serving process is checked for life
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit): ")
+
+
+class LaunchFailed(Exception):
+    """A scoring server did not start, or did not answer its warm-up correctly."""
+
+
+@dataclass
+class ScoringProcess:
+    """One `mlflow models serve` child: its process group, port, log and connection pool."""
+
+    version: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    pid_file: Path
+    log: Path
+    backend: Backend
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def url(self) -> str:
+        return self.backend.upstream.url
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def cause(self) -> str:
+        """The error its log names last (MLflow's own "command returned non zero" wrapper skipped)."""
+        errors = [
+            line.strip()
+            for line in self.tail(400).splitlines()
+            if _ERROR_LINE.match(line) and not line.startswith("Exception: Command")
+        ]
+        return errors[-1][:500] if errors else "no error in its log"
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the group (uvicorn runs as a child of `mlflow models serve`), SIGKILL what is left."""
+        stop_group(self.popen.pid, timeout_s, reap=self.popen.poll)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(1)
+        self.pid_file.unlink(missing_ok=True)
+
+
+@dataclass
+class SupervisorState:
+    """What /health shows of the supervisor."""
+
+    alias: str
+    target: str | None = None  # where the alias pointed at the last successful look
+    serving: str | None = None
+    serving_url: str | None = None
+    serving_since: float | None = None  # wall-clock time of the switch
+    switching_to: str | None = None
+    restarts: int = 0
+    switches: int = 0
+    last_switch_s: float | None = None  # alias seen moved -> new version serving
+    failed: dict[str, str] = field(default_factory=dict)  # version -> why it was not switched to
+    last_failure: str | None = None
+    registry_error: str | None = None
+
+    @property
+    def troubled(self) -> bool:
+        """The registry cannot be asked, or the alias points at a version that failed to start."""
+        return self.registry_error is not None or (self.target is not None and self.target in self.failed)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "target_version": self.target,
+            "serving_version": self.serving,
+            "serving_url": self.serving_url,
+            "serving_since": self.serving_since,
+            "switching_to": self.switching_to,
+            "switches": self.switches,
+            "last_switch_s": self.last_switch_s,
+            "restarts": self.restarts,
+            "failed_versions": dict(self.failed),
+            "last_failure": self.last_failure,
+            "registry_error": self.registry_error,
+        }
+
+
+class Supervisor:
+    """Follows `settings.model_alias` of `settings.model_name` and keeps the gateway pointed at a warm server."""
+
+    def __init__(self, settings: Settings, scoring: ScoringClient) -> None:
+        self.settings = settings
+        self.scoring = scoring
+        self.state = SupervisorState(alias=f"{settings.model_name}@{settings.model_alias}")
+        self.current: ScoringProcess | None = None
+        self._state_dir = Path(settings.state_dir).resolve()
+        self._client = MlflowClient(settings.tracking_uri)
+        self._task: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        self._restart_after = 0.0
+        self._restart_backoff = 1.0
+
+    async def start(self) -> None:
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        stopped = await anyio.to_thread.run_sync(stop_leftovers, self._state_dir)
+        if stopped:
+            logger.warning("stopped %d scoring server(s) left by a previous gateway: %s", len(stopped), stopped)
+        self._task = asyncio.create_task(self._run(), name="supervisor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._retired):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.current is not None:
+            current, self.current = self.current, None
+            await current.backend.upstream.close()
+            await anyio.to_thread.run_sync(current.stop)
+
+    async def _run(self) -> None:
+        next_poll = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_poll:
+                next_poll = now + self.settings.poll_s
+                await self._follow_alias()
+            if self.current is not None and not self.current.alive and now >= self._restart_after:
+                await self._restart()
+            await asyncio.sleep(CHECK_S)
+
+    async def _follow_alias(self) -> None:
+        try:
+            target = await anyio.to_thread.run_sync(self._alias_version)
+        except Exception as error:  # noqa: BLE001 - the registry being away must not stop serving
+            if self.state.registry_error is None:
+                logger.warning("cannot ask the registry where %s points: %s", self.state.alias, error)
+            self.state.registry_error = f"{type(error).__name__}: {str(error)[:300]}"
+            return
+        self.state.registry_error = None
+        if target != self.state.target:
+            logger.info("%s points at version %s", self.state.alias, target)
+            self.state.target = target
+            # The alias moved: versions that failed before get another chance when pointed at again.
+            self.state.failed.pop(target or "", None)
+        if target is None or target in self.state.failed:
+            return
+        if self.current is None or target != self.current.version:
+            await self._switch(target, reason="alias moved")
+
+    def _alias_version(self) -> str | None:
+        try:
+            return self._client.get_model_version_by_alias(self.settings.model_name, self.settings.model_alias).version
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+
+    async def _restart(self) -> None:
+        dead = self.current
+        assert dead is not None
+        logger.error(
+            "scoring server for version %s (pid %d) exited with %s; starting it again. Its log ends:\n%s",
+            dead.version, dead.popen.pid, dead.popen.returncode, dead.tail(),
+        )  # fmt: skip
+        self.state.restarts += 1
+        await anyio.to_thread.run_sync(dead.stop)  # whatever is left of its group, and its PID file
+        if await self._switch(dead.version, reason="restart"):
+            self._restart_backoff = 1.0
+        else:  # try again later, waiting longer each time; the alias may also move meanwhile
+            self._restart_after = time.monotonic() + self._restart_backoff
+            self._restart_backoff = min(self._restart_backoff * 2, 60.0)
+
+    async def _switch(self, version: str, reason: str) -> bool:
+        """Start `version`, warm it up and send new requests to it; False (old server kept) when it fails."""
+        began = time.monotonic()
+        self.state.switching_to = version
+        logger.info("starting a scoring server for version %s (%s)", version, reason)
+        try:
+            fresh = await self._launch(version)
+        except LaunchFailed as error:
+            logger.error("version %s was not switched to (%s): %s", version, reason, error)
+            self.state.last_failure = f"version {version} ({reason}): {str(error)[:1000]}"
+            if reason == "alias moved":
+                self.state.failed[version] = str(error)[:1000]
+            return False
+        finally:
+            self.state.switching_to = None
+        previous = self.current
+        self.scoring.use(fresh.backend)
+        self.current = fresh
+        self.state.serving, self.state.serving_url, self.state.serving_since = version, fresh.url, time.time()
+        if reason == "alias moved":
+            self.state.switches += 1
+            self.state.last_switch_s = round(time.monotonic() - began, 2)
+        logger.info(
+            "now serving version %s at %s (%.1f s after %s)", version, fresh.url, time.monotonic() - began, reason
+        )
+        if previous is not None:
+            task = asyncio.create_task(self._retire(previous))
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        return True
+
+    async def _retire(self, old: ScoringProcess) -> None:
+        drained = await old.backend.upstream.drain(self.settings.drain_timeout_s)
+        if not drained:
+            logger.warning(
+                "version %s still had requests in flight after %.0f s", old.version, self.settings.drain_timeout_s
+            )
+        await anyio.to_thread.run_sync(old.stop)
+        logger.info("stopped the scoring server of version %s (%s)", old.version, old.url)
+
+    async def _launch(self, version: str) -> ScoringProcess:
+        process = await anyio.to_thread.run_sync(self._spawn, version)
+        try:
+            await self._wait_ready(process)
+            identity = await self._warm_up(process)
+        except (LaunchFailed, UpstreamError) as error:
+            await process.backend.upstream.close()
+            await anyio.to_thread.run_sync(process.stop)
+            raise LaunchFailed(f"{type(error).__name__}: {error}") from error
+        except BaseException:
+            await process.backend.upstream.close()
+            await anyio.to_thread.run_sync(process.stop)
+            raise
+        process.backend.identity = identity
+        return process
+
+    def _spawn(self, version: str) -> ScoringProcess:
+        settings = self.settings
+        port = pick_port(settings.serve_host, settings.serve_port)
+        log = self._state_dir / f"scoring-{port}.log"
+        pid_file = self._state_dir / f"scoring-{port}.pid"
+        command = [
+            sys.executable, "-m", "mlflow", "models", "serve",
+            "-m", f"models:/{settings.model_name}/{version}", "--env-manager", "local",
+            "--host", settings.serve_host, "--port", str(port), "--workers", str(settings.serve_workers),
+        ]  # fmt: skip
+        env = dict(os.environ)
+        # `mlflow models serve` execs uvicorn by name: the interpreter's bin/ must be on PATH.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+        with log.open("ab") as handle:
+            popen = subprocess.Popen(
+                command, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        pid_file.write_text(f"{popen.pid}\n")
+        pool = UpstreamPool(
+            f"http://{settings.serve_host}:{port}",
+            settings.max_connections,
+            settings.connect_timeout_s,
+            settings.timeout_s,
+        )
+        logger.info(
+            "started `mlflow models serve` for version %s: pid %d, port %d, log %s", version, popen.pid, port, log
+        )
+        return ScoringProcess(version, port, popen, pid_file, log, Backend(pool, pinned=True))
+
+    async def _wait_ready(self, process: ScoringProcess) -> None:
+        deadline = time.monotonic() + self.settings.serve_start_timeout_s
+        while time.monotonic() < deadline:
+            if not process.alive:
+                raise LaunchFailed(
+                    f"the server exited with {process.popen.returncode}: {process.cause()} (log: {process.log})"
+                )
+            with contextlib.suppress(UpstreamError):
+                status, _ = await process.backend.upstream.get(PING)
+                if status == 200:
+                    return
+            await asyncio.sleep(0.25)
+        raise LaunchFailed(f"no answer to /ping in {self.settings.serve_start_timeout_s:.0f} s")
+
+    async def _warm_up(self, process: ScoringProcess) -> ModelIdentity:
+        """Real predictions through the model's contract; the first ones also pay for lazy loading."""
+        upstream = process.backend.upstream
+        info = await _warm_call(upstream, {}, "info")
+        if info.get("status") != "ok" or not info.get("n_films"):
+            raise LaunchFailed(f"`info` answered {str(info)[:300]}")
+        found = await _warm_call(upstream, {"title": "the", "top_n": 1}, "search")
+        if found.get("status") != "ok":
+            raise LaunchFailed(f"a title search answered {str(found)[:300]}")
+        if found.get("results"):
+            title = found["results"][0]["title"]
+            answer = await _warm_call(upstream, {"title": title, "top_n": 5}, "recommend")
+            if answer.get("status") != "ok":
+                raise LaunchFailed(f"recommending for {title!r} answered {str(answer)[:300]}")
+        return ModelIdentity(self.settings.model_name, process.version, info.get("build_run_id"))
+
+
+async def _warm_call(upstream: UpstreamPool, row: dict[str, Any], mode: str) -> dict[str, Any]:
+    """One warm-up query; a scoring-server error becomes LaunchFailed with the server's own message."""
+    status, body = await upstream.post(INVOCATIONS, orjson.dumps({"inputs": [row], "params": {"mode": mode}}))
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise LaunchFailed(f"`{mode}` answered {status} with unreadable JSON: {body[:200]!r}") from error
+    if status != 200:
+        answer = answer if isinstance(answer, dict) else {"message": str(answer)}
+        trace = [line for line in str(answer.get("stack_trace") or "").splitlines() if line.strip()]
+        cause = f" ({trace[-1].strip()[:300]})" if trace else ""  # the model's own exception, last in the trace
+        raise LaunchFailed(f"`{mode}` answered {status}: {str(answer.get('message'))[:300]}{cause}")
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != 1 or not isinstance(predictions[0], dict):
+        raise LaunchFailed(f"`{mode}` answered an unexpected shape: {str(answer)[:300]}")
+    return predictions[0]
+
+
+def pick_port(host: str, preferred: int) -> int:
+    """`preferred` when nothing listens there, else a free port the OS picks."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise OSError(f"no free port on {host}")
+
+
+def stop_group(pgid: int, timeout_s: float = 15.0, reap: Any = None) -> None:
+    """SIGTERM process group `pgid`, wait until it is gone, SIGKILL it after `timeout_s`."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if reap is not None:
+            reap()  # our own child: reap it, or its zombie keeps the group "alive"
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def stop_leftovers(state_dir: Path) -> list[int]:
+    """Stop the scoring servers named by PID files in `state_dir` (left by a gateway that did not stop cleanly)."""
+    stopped = []
+    for pid_file in sorted(state_dir.glob(PID_GLOB)):
+        with contextlib.suppress(ValueError, OSError):
+            pgid = int(pid_file.read_text().strip())
+            if _is_scoring_server(pgid):
+                stop_group(pgid)
+                stopped.append(pgid)
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _is_scoring_server(pgid: int) -> bool:
+    """Only signal a group that still runs MLflow's scoring server (a PID may have been reused since): the
+    `mlflow models serve` leader, or the uvicorn it started when the leader is gone."""
+    for pid in _pids():
+        if _pgid(pid) != pgid:
+            continue
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"mlflow" in command:
+            return True
+    return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return any(_pgid(pid) == pgid and not _zombie(pid) for pid in _pids())
+
+
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,307 @@
+"""`python -m gateway serve` with real processes: the supervisor follows the registry alias under load, refuses
+versions that cannot start or warm up, restarts a killed scoring server, and a gateway restart corrupts nothing.
+
+The registered model here is its own (`SUPERVISED`), with versions made from the session's built model, so moving
+its alias never disturbs the other tests' servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests import processes
+from tests.conftest import BuiltModel
+from tests.integration.conftest import request_log_records, requests_table
+
+pytestmark = pytest.mark.integration
+
+SUPERVISED = "supervised-recommender"
+EXPERIMENT = "supervised-requests"
+SWITCH_LIMIT_S = 30.0
+WHY = {"unloadable": "RuntimeError: this version cannot load", "failing": "this version fails every prediction"}
+
+# Versions that must not go live: one cannot load, one loads but every prediction fails.
+UNLOADABLE = """
+import mlflow
+
+class Unloadable(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        raise RuntimeError("this version cannot load")
+
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+mlflow.models.set_model(Unloadable())
+"""
+FAILING = """
+import mlflow
+
+class Failing(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        raise RuntimeError("this version fails every prediction")
+
+mlflow.models.set_model(Failing())
+"""
+
+
+@dataclass
+class Supervised:
+    url: str
+    process: processes.Process
+    state_dir: Path
+    client: MlflowClient
+    versions: dict[str, str] = field(default_factory=dict)  # label -> registered version
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/health", timeout=10).json()
+
+    def point(self, label: str) -> float:
+        self.client.set_registered_model_alias(SUPERVISED, "champion", self.versions[label])
+        return time.monotonic()
+
+    def scoring_groups(self) -> list[int]:
+        return [int(path.read_text()) for path in self.state_dir.glob("scoring-*.pid")]
+
+
+class Load:
+    """Requests from a few concurrent clients in a background thread; counts (status, version) of every answer."""
+
+    def __init__(self, url: str, concurrency: int = 4) -> None:
+        self.url, self.concurrency = url, concurrency
+        self.answers: Counter[tuple[int, str | None]] = Counter()
+        self.first_seen: dict[str | None, float] = {}
+        self.last_503: float | None = None
+        self.recovered: float | None = None  # the first 200 after a 503
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await asyncio.gather(*(self._worker(client) for _ in range(self.concurrency)))
+
+    async def _worker(self, client: httpx.AsyncClient) -> None:
+        while not self._stop.is_set():
+            try:
+                response = await client.post(f"{self.url}/movies/recommendations/", json={"title": "Heat", "top_n": 5})
+                status, version = response.status_code, response.headers.get("x-model-version")
+            except httpx.HTTPError:
+                status, version = -1, None  # the gateway itself did not answer
+            now = time.monotonic()
+            self.answers[(status, version)] += 1
+            if status == 200:
+                self.first_seen.setdefault(version, now)
+                if self.last_503 is not None and self.recovered is None:
+                    self.recovered = now
+            if status == 503:
+                self.last_503 = now
+                await asyncio.sleep(0.05)
+
+    def statuses(self) -> Counter[int]:
+        counts: Counter[int] = Counter()
+        for (status, _), count in self.answers.items():
+            counts[status] += count
+        return counts
+
+
+def wait_until(condition, timeout: float, step: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    return condition()
+
+
+def register_code_model(tracking_uri: str, code: str, directory: Path, name: str) -> str:
+    """Log `code` as a models-from-code pyfunc and register it; returns the version."""
+    path = directory / f"{name.lower()}.py"
+    path.write_text(textwrap.dedent(code))
+    environment = dict(os.environ)  # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID: later `mlflow run`s break
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_experiment("supervisor-test-models")
+        with mlflow.start_run(run_name=name):
+            info = mlflow.pyfunc.log_model(name="model", python_model=str(path), pip_requirements=["mlflow"])
+        return mlflow.register_model(info.model_uri, SUPERVISED).version
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+def start_gateway(built_model: BuiltModel, state_dir: Path, log_dir: Path) -> tuple[processes.Process, str]:
+    return processes.gateway(
+        log_dir,
+        "http://127.0.0.1:1",  # unused when supervising
+        built_model.tracking_uri,
+        experiment=EXPERIMENT,
+        supervise="true",
+        model_name=SUPERVISED,
+        poll_s="0.5",
+        serve_start_timeout_s="150",
+        serve_port="0",
+        state_dir=str(state_dir),
+    )
+
+
+@pytest.fixture(scope="module")
+def supervised(
+    built_model: BuiltModel, work_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Supervised]:
+    client = MlflowClient(built_model.tracking_uri)
+    source = client.get_model_version(built_model.name, built_model.version).source
+    mlflow.set_tracking_uri(built_model.tracking_uri)
+    versions = {}
+    for label in ("one", "two"):  # the same logged model registered twice: two versions to move between
+        versions[label] = mlflow.register_model(source, SUPERVISED).version
+    models = tmp_path_factory.mktemp("code-models")
+    versions["unloadable"] = register_code_model(built_model.tracking_uri, UNLOADABLE, models, "Unloadable")
+    versions["failing"] = register_code_model(built_model.tracking_uri, FAILING, models, "Failing")
+    client.set_registered_model_alias(SUPERVISED, "champion", versions["one"])
+    state_dir = tmp_path_factory.mktemp("supervisor-state")
+    process, url = start_gateway(built_model, state_dir, work_dir)
+    stack = Supervised(url, process, state_dir, client, versions)
+    try:
+        assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
+        yield stack
+    finally:
+        stack.process.stop()
+
+
+def test_serves_the_alias_and_names_the_version(supervised: Supervised) -> None:
+    response = httpx.post(f"{supervised.url}/movies/recommendations/", json={"title": "The Matrix", "top_n": 3})
+    assert response.status_code == 200
+    version = supervised.versions["one"]
+    assert response.headers["x-model-version"] == version and response.json()["model"]["version"] == version
+    health = supervised.health()
+    assert health["status"] == "ok" and health["model"]["version"] == version
+    assert health["supervisor"]["serving_version"] == health["supervisor"]["target_version"] == version
+    assert len(supervised.scoring_groups()) == 1
+
+
+def test_promotion_under_load_fails_no_request(supervised: Supervised) -> None:
+    old_group = supervised.scoring_groups()
+    new = supervised.versions["two"]
+    with Load(supervised.url) as load:
+        time.sleep(1)
+        moved = supervised.point("two")
+        assert wait_until(lambda: new in load.first_seen, SWITCH_LIMIT_S + 5)
+        time.sleep(1)
+    switch_s = load.first_seen[new] - moved
+    assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
+    assert switch_s <= SWITCH_LIMIT_S, f"switched after {switch_s:.1f} s"
+    assert {version for _, version in load.answers} == {supervised.versions["one"], new}
+    # the old server drained and stopped: only the new one is left
+    assert wait_until(lambda: supervised.scoring_groups() != old_group and len(supervised.scoring_groups()) == 1, 30)
+    assert not any(_group_alive(group) for group in old_group)
+    print(f"\npromotion: {sum(load.answers.values())} requests, 0 failed, switched in {switch_s:.1f} s")
+
+
+@pytest.mark.parametrize("label", ["unloadable", "failing"])
+def test_a_version_that_cannot_serve_is_not_switched_to(supervised: Supervised, label: str) -> None:
+    serving = supervised.health()["supervisor"]["serving_version"]
+    bad = supervised.versions[label]
+    with Load(supervised.url, concurrency=2) as load:
+        supervised.point(label)
+        failed = wait_until(lambda: bad in supervised.health()["supervisor"]["failed_versions"], 180)
+    assert failed, supervised.health()
+    assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
+    assert {version for _, version in load.answers} == {serving}  # the old version answered throughout
+    health = supervised.health()
+    assert health["status"] == "degraded" and health["model"]["version"] == serving
+    assert WHY[label] in health["supervisor"]["failed_versions"][bad]
+    assert len(supervised.scoring_groups()) == 1  # the bad server was stopped
+    # rolling back is moving the alias back: nothing to start, health is ok again
+    supervised.client.set_registered_model_alias(SUPERVISED, "champion", serving)
+    assert wait_until(lambda: supervised.health()["status"] == "ok", 30), supervised.health()
+
+
+def test_a_killed_scoring_server_is_restarted(supervised: Supervised) -> None:
+    before = supervised.health()["supervisor"]
+    [group] = supervised.scoring_groups()
+    with Load(supervised.url) as load:
+        time.sleep(1)
+        os.killpg(group, signal.SIGKILL)
+        killed = time.monotonic()
+        assert wait_until(lambda: load.last_503 is not None, 10)
+        back = wait_until(lambda: load.recovered, SWITCH_LIMIT_S + 5)
+        time.sleep(1)
+    assert back, f"no answer within {SWITCH_LIMIT_S} s of the kill: {load.answers}"
+    statuses = load.statuses()
+    assert set(statuses) <= {200, 503}, statuses  # 503 while it is down, nothing else
+    assert back - killed <= SWITCH_LIMIT_S
+    after = supervised.health()["supervisor"]
+    assert after["restarts"] == before["restarts"] + 1 and after["serving_version"] == before["serving_version"]
+    print(f"\nrestart: answering again {back - killed:.1f} s after the kill; {dict(statuses)}")
+
+
+def test_a_gateway_restart_corrupts_nothing(supervised: Supervised, built_model: BuiltModel, work_dir: Path) -> None:
+    registry_before = _registry(supervised.client)
+    # graceful (SIGTERM): every answered request is in the request log; the scoring server is stopped with it
+    sent = 0
+    for _ in range(30):
+        sent += httpx.post(f"{supervised.url}/movies/recommendations/", json={"title": "Fargo"}).status_code == 200
+    [group] = supervised.scoring_groups()
+    supervised.process.stop(timeout=60)
+    assert not _group_alive(group) and supervised.scoring_groups() == []
+    assert request_log_records(supervised.client, EXPERIMENT, "Fargo") == sent == 30
+
+    # killed outright (SIGKILL): its scoring server is orphaned, and the next gateway stops it
+    process, url = start_gateway(built_model, supervised.state_dir, work_dir)
+    supervised.process, supervised.url = process, url
+    assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
+    [orphan] = supervised.scoring_groups()
+    process.kill()
+    assert _group_alive(orphan)
+    process, url = start_gateway(built_model, supervised.state_dir, work_dir)
+    supervised.process, supervised.url = process, url
+    assert not _group_alive(orphan)
+    assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
+    assert _registry(supervised.client) == registry_before
+    _assert_request_log_is_whole(supervised.client)
+
+
+def _registry(client: MlflowClient) -> dict:
+    model = client.get_registered_model(SUPERVISED)
+    versions = client.search_model_versions(f"name='{SUPERVISED}'")
+    return {"aliases": dict(model.aliases), "versions": sorted((v.version, v.source, v.status) for v in versions)}
+
+
+def _assert_request_log_is_whole(client: MlflowClient) -> None:
+    """Every request run finished, with its params and metrics; every grouped run's table matches its count."""
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=10_000)
+    assert runs
+    for run in runs:
+        assert run.info.status == "FINISHED", run.info
+        if run.data.tags.get("status") == "grouped":
+            table = requests_table(client, run.info.run_id)
+            assert len(table) == int(run.data.params["n_requests"]) == run.data.metrics["n_requests"]
+        else:
+            assert {"title", "top_n"} <= set(run.data.params) and "n_returned" in run.data.metrics
+
+
+def _group_alive(pgid: int) -> bool:
+    return processes._group_alive(pgid)
