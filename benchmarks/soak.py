@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -26,6 +27,7 @@ from benchmarks.common import listening_pid, load, post_bytes, rss_mb, scoring_p
 from benchmarks.serving import HOST, bodies, titles
 
 FIRST = 1000
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per grouped run's table
 
 
 def main() -> int:

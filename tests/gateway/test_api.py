@@ -39,6 +39,7 @@ def client(tracking: str) -> Iterator[TestClient]:
         {"title": "   "},
         {"title": "\u0000\u0001"},
         {"title": "x" * 301},
+        {"title": "The Matrix " * 1000},  # 11,000 characters
         {"title": 42},
         {"title": None},
         {"title": ["The Matrix"]},

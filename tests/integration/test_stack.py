@@ -73,6 +73,27 @@ def test_bad_bodies_are_422(gateway: str, body: dict) -> None:
     assert response.json()["code"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Матрица 黑客帝国 The Matrix",  # mixed scripts
+        "The\u0007Matrix\u200b",  # a control character and a zero-width space inside
+        "\u202exirtaM ehT",  # right-to-left override
+        "Ame\u0301lie",  # combining accent
+        "🎬🍿",
+    ],
+)
+def test_odd_titles_are_answered_cleanly(gateway: str, title: str) -> None:
+    response = recommend(gateway, {"title": title, "top_n": 3})
+    assert response.status_code in (200, 404, 422), response.text
+    body = response.json()
+    if response.status_code == 200:
+        assert len(body["recommendations"]) == 3
+    else:
+        assert isinstance(body["detail"], str) and body["code"] in ("unknown_title", "invalid_request")
+    assert "Traceback" not in response.text
+
+
 def test_health_names_the_served_model(gateway: str, built_model: BuiltModel) -> None:
     health = httpx.get(f"{gateway}/health").json()
     assert health["status"] == "ok"
