@@ -377,7 +377,7 @@ def stop_group(pgid: int, timeout_s: float = 15.0, reap: Any = None) -> None:
     while time.monotonic() < deadline:
         if reap is not None:
             reap()  # our own child: reap it, or its zombie keeps the group "alive"
-        if not _group_alive(pgid):
+        if not group_alive(pgid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -412,7 +412,8 @@ def _is_scoring_server(pgid: int) -> bool:
     return False
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is left in process group `pgid`."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from gateway.supervisor import group_alive
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -58,10 +60,10 @@ class Process:
             self.popen.poll()
             return
         deadline = time.monotonic() + timeout
-        while _group_alive(self.popen.pid) and time.monotonic() < deadline:
+        while group_alive(self.popen.pid) and time.monotonic() < deadline:
             self.popen.poll()  # reap the leader so it does not linger as a zombie
             time.sleep(0.05)
-        if _group_alive(self.popen.pid):
+        if group_alive(self.popen.pid):
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(5)
 
@@ -70,36 +72,6 @@ class Process:
         if self.alive:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(5)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts for killpg: the group is gone once only reaped-able zombies remain.
-    return any(_pgid_of(pid) == pgid and not _is_zombie(pid) for pid in _pids())
-
-
-def _pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-
-
-def _pgid_of(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def start(name: str, command: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Process:

@@ -23,6 +23,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from gateway.supervisor import group_alive
 from tests import processes
 from tests.conftest import BuiltModel
 from tests.integration.conftest import request_log_records, requests_table
@@ -215,7 +216,7 @@ def test_promotion_under_load_fails_no_request(supervised: Supervised) -> None:
     assert {version for _, version in load.answers} == {supervised.versions["one"], new}
     # the old server drained and stopped: only the new one is left
     assert wait_until(lambda: supervised.scoring_groups() != old_group and len(supervised.scoring_groups()) == 1, 30)
-    assert not any(_group_alive(group) for group in old_group)
+    assert not any(group_alive(group) for group in old_group)
     print(f"\npromotion: {sum(load.answers.values())} requests, 0 failed, switched in {switch_s:.1f} s")
 
 
@@ -265,7 +266,7 @@ def test_a_gateway_restart_corrupts_nothing(supervised: Supervised, built_model:
         sent += httpx.post(f"{supervised.url}/movies/recommendations/", json={"title": "Fargo"}).status_code == 200
     [group] = supervised.scoring_groups()
     supervised.process.stop(timeout=60)
-    assert not _group_alive(group) and supervised.scoring_groups() == []
+    assert not group_alive(group) and supervised.scoring_groups() == []
     assert request_log_records(supervised.client, EXPERIMENT, "Fargo") == sent == 30
 
     # killed outright (SIGKILL): its scoring server is orphaned, and the next gateway stops it
@@ -274,10 +275,10 @@ def test_a_gateway_restart_corrupts_nothing(supervised: Supervised, built_model:
     assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
     [orphan] = supervised.scoring_groups()
     process.kill()
-    assert _group_alive(orphan)
+    assert group_alive(orphan)
     process, url = start_gateway(built_model, supervised.state_dir, work_dir)
     supervised.process, supervised.url = process, url
-    assert not _group_alive(orphan)
+    assert not group_alive(orphan)
     assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
     assert _registry(supervised.client) == registry_before
     _assert_request_log_is_whole(supervised.client)
@@ -301,7 +302,3 @@ def _assert_request_log_is_whole(client: MlflowClient) -> None:
             assert len(table) == int(run.data.params["n_requests"]) == run.data.metrics["n_requests"]
         else:
             assert {"title", "top_n"} <= set(run.data.params) and "n_returned" in run.data.metrics
-
-
-def _group_alive(pgid: int) -> bool:
-    return processes._group_alive(pgid)
