@@ -137,6 +137,7 @@ soak: venv ## 20,000 requests at concurrency 32 through the running gateway; aud
 	$(BIN)/python -m benchmarks.soak --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI)
 
 faults: venv ## promotion, rollback and a killed scoring server under load (TO=a version other than the champion)
+	@test -n "$(TO)" || { echo "make faults TO=VERSION: a registered version other than the champion (make build registers one)"; exit 2; }
 	$(BIN)/python -m benchmarks.faults --to $(TO) --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI) \
 	  --model-name $(MODEL_NAME) --state-dir $(RUN)
 
