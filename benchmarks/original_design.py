@@ -25,8 +25,10 @@ class Request(BaseModel):
     top_n: int = 5
 
 
-def create_app(model_uri: str) -> FastAPI:
+def create_app(model_uri: str, request_tracking_uri: str | None = None) -> FastAPI:
     folder = mlflow.artifacts.download_artifacts(model_uri)
+    if request_tracking_uri:  # request runs to another tracking server than the one holding the model
+        mlflow.set_tracking_uri(request_tracking_uri)
     movies = pd.read_parquet(f"{folder}/artifacts/movies.parquet")
     stored = faiss.read_index(f"{folder}/artifacts/index.faiss")
     vectors = faiss.rev_swig_ptr(faiss.downcast_index(stored.index).get_xb(), stored.ntotal * stored.d)
@@ -62,9 +64,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-uri", default="models:/movie-recommender@champion")
     parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--request-tracking-uri", help="where the request runs go (default: MLFLOW_TRACKING_URI)")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    uvicorn.run(create_app(args.model_uri), host="127.0.0.1", port=args.port, log_level="warning")
+    app = create_app(args.model_uri, args.request_tracking_uri)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

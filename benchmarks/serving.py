@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -46,8 +47,10 @@ def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[in
     return {f"c{c}": load(HOST, port, requests, c) for c in concurrencies}
 
 
-def start_original(port: int) -> subprocess.Popen[bytes]:
+def start_original(port: int, tracking_uri: str | None = None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "benchmarks.original_design", "--port", str(port)]
+    if tracking_uri:
+        command += ["--request-tracking-uri", tracking_uri]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # MLflow prints a line per run
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -80,6 +83,9 @@ def main() -> None:
     parser.add_argument("--gateway-port", type=int, default=8000)
     parser.add_argument("--scoring-port", type=int, help="default: the one the gateway's /health names")
     parser.add_argument("--original-port", type=int, default=8100)
+    parser.add_argument(
+        "--original-tracking-uri", help="B4's request runs go here (default: the same server as the gateway's)"
+    )
     args = parser.parse_args()
     args.scoring_port = args.scoring_port or scoring_port(args.gateway_port)
     names = titles(args.requests)
@@ -88,7 +94,8 @@ def main() -> None:
     gateway_bodies = bodies(names, False)
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
     figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
-    original = start_original(args.original_port)
+    figures["b4_request_tracking_uri"] = args.original_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    original = start_original(args.original_port, args.original_tracking_uri)
     try:
         figures["b4_original_design"] = measure(
             args.original_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32)
