@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,19 +33,32 @@ HOST = "127.0.0.1"
 
 
 class Traffic:
-    """Clients posting one recommendation after another until stopped; what came back, and when."""
+    """Clients posting one recommendation after another until `stop` is set; what came back, and when.
+
+    Run it with `await traffic.run()`, or in a background thread with `with traffic.in_thread():` (the tests do).
+    """
 
     def __init__(self, url: str, concurrency: int) -> None:
         self.url, self.concurrency = url, concurrency
-        self.statuses: Counter[int] = Counter()
-        self.first_from: dict[str | None, float] = {}
+        self.answers: Counter[tuple[int, str | None]] = Counter()  # (status, X-Model-Version); 0: no answer
+        self.first_from: dict[str | None, float] = {}  # version -> first 200 from it
         self.last_503: float | None = None
-        self.recovered: float | None = None
-        self.stop = asyncio.Event()
+        self.recovered: float | None = None  # the first 200 after a 503
+        self.stop = threading.Event()
 
     async def run(self) -> None:
         async with httpx.AsyncClient(timeout=30) as client:
             await asyncio.gather(*(self._client(client) for _ in range(self.concurrency)))
+
+    @contextlib.contextmanager
+    def in_thread(self) -> Iterator[Traffic]:
+        thread = threading.Thread(target=lambda: asyncio.run(self.run()), daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            thread.join(60)
 
     async def _client(self, client: httpx.AsyncClient) -> None:
         while not self.stop.is_set():
@@ -52,7 +68,7 @@ class Traffic:
             except httpx.HTTPError:
                 status, version = 0, None
             now = time.monotonic()
-            self.statuses[status] += 1
+            self.answers[(status, version)] += 1
             if status == 200:
                 self.first_from.setdefault(version, now)
                 if self.last_503 is not None and self.recovered is None:
@@ -61,13 +77,16 @@ class Traffic:
                 self.last_503 = now
                 await asyncio.sleep(0.05)
 
+    def statuses(self) -> Counter[int]:
+        counts: Counter[int] = Counter()
+        for (status, _), count in self.answers.items():
+            counts[status] += count
+        return counts
+
     def figures(self) -> dict:
-        sent = sum(self.statuses.values())
-        return {
-            "sent": sent,
-            "failed": sent - self.statuses[200],
-            "statuses": {str(k): v for k, v in self.statuses.items()},
-        }
+        statuses = self.statuses()
+        sent = sum(statuses.values())
+        return {"sent": sent, "failed": sent - statuses[200], "statuses": {str(k): v for k, v in statuses.items()}}
 
 
 async def switch(url: str, client: MlflowClient, name: str, version: str, concurrency: int, limit_s: float) -> dict:

@@ -12,19 +12,16 @@ tracking server itself (required: exactly the number sent). Counting assumes no 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from benchmarks.common import listening_pid, load, post_bytes, rss_mb, scoring_port, summary, write_result
-from benchmarks.serving import HOST, bodies, titles
+from benchmarks.serving import HOST, bodies, drain_request_log, titles
+from gateway.request_log import logged_requests
 
 FIRST = 1000
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per grouped run's table
@@ -59,9 +56,11 @@ def main() -> int:
     for part in (first, rest):
         for status, count in part["statuses"].items():
             statuses[status] = statuses.get(status, 0) + count
-    drained_s = drain(port, args.drain_limit_s)
+    drained_s = drain_request_log(port, args.drain_limit_s)
     after_log = httpx.get(f"http://{HOST}:{port}/health", timeout=10).json()["request_log"]
-    runs, rows = count_logged(MlflowClient(args.tracking_uri), args.experiment, started_ms)
+    logged = logged_requests(MlflowClient(args.tracking_uri), args.experiment, started_ms)
+    rows = int(logged["grouped"].sum())
+    runs = len(logged) - rows
     figures = {
         "requests_sent": len(requests),
         "concurrency": args.concurrency,
@@ -92,43 +91,6 @@ def main() -> int:
     )
     print("soak:", "PASSED" if ok else "FAILED")
     return 0 if ok else 1
-
-
-def drain(port: int, limit_s: float) -> float:
-    """Seconds until the gateway's request log has nothing queued."""
-    started = time.monotonic()
-    while time.monotonic() - started < limit_s:
-        if httpx.get(f"http://{HOST}:{port}/health", timeout=10).json()["request_log"]["queued"] == 0:
-            break
-        time.sleep(1)
-    return round(time.monotonic() - started, 1)
-
-
-def count_logged(client: MlflowClient, experiment: str, since_ms: int) -> tuple[int, int]:
-    """(per-request runs, grouped-table rows) of requests that started at or after `since_ms`."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return 0, 0
-    runs = rows = 0
-    token = None
-    while True:
-        page = client.search_runs(
-            [found.experiment_id], f"attributes.end_time >= {since_ms}", max_results=5000, page_token=token
-        )
-        for run in page:
-            if run.data.tags.get("status") == "grouped":
-                rows += int((requests_table(client, run.info.run_id)["started_ms"] >= since_ms).sum())
-            elif run.info.start_time >= since_ms:
-                runs += 1
-        token = page.token
-        if not token:
-            return runs, rows
-
-
-def requests_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
-    with tempfile.TemporaryDirectory() as directory:
-        table = json.loads(Path(client.download_artifacts(run_id, "requests.json", directory)).read_text())
-    return pd.DataFrame(table["data"], columns=table["columns"])
 
 
 if __name__ == "__main__":

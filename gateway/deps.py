@@ -10,14 +10,9 @@ from fastapi import Depends, Header, Request
 from gateway.errors import Unauthorized
 from gateway.request_log import RequestLogger
 from gateway.scoring import ScoringClient
-from gateway.settings import Settings
 
 
 # `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per dependency per request.
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 async def get_scoring(request: Request) -> ScoringClient:
     return request.app.state.scoring
 
@@ -39,6 +34,5 @@ async def require_api_key(
         raise Unauthorized()
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
 RequestLogDep = Annotated[RequestLogger, Depends(get_request_log)]

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
 MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO = "per_request", "grouped", "auto"
 MODES = (MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO)
+GROUPED = "grouped"  # the `status` tag of a run that holds many requests
+REQUESTS_TABLE = "requests.json"  # a grouped run's records, one row per request
 
 
 @dataclass
@@ -227,13 +231,13 @@ class RequestLogger:
             run = client.create_run(
                 self._ensure_experiment(),
                 start_time=min(r.started_ms for r in records),
-                tags={"status": "grouped", "log_mode": self.mode},
+                tags={"status": GROUPED, "log_mode": self.mode},
                 run_name="recommendations",
             )
             group.run_id, group.stage = run.info.run_id, 1
         assert group.run_id is not None
         if group.stage == 1:
-            client.log_table(group.run_id, data=_table(records), artifact_file="requests.json")
+            client.log_table(group.run_id, data=_table(records), artifact_file=REQUESTS_TABLE)
             group.stage = 2
         if group.stage == 2:
             at = min(r.started_ms for r in records)
@@ -328,3 +332,35 @@ def _aggregate(records: list[RequestRecord]) -> dict[str, float]:
         "latency_ms_p50": float(np.percentile(latency, 50)),
         "latency_ms_p99": float(np.percentile(latency, 99)),
     }
+
+
+def read_requests_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
+    """A grouped run's records, as `_write_group` logged them (`MlflowClient.log_table`: columns and data)."""
+    with tempfile.TemporaryDirectory() as directory:
+        table = orjson.loads(Path(client.download_artifacts(run_id, REQUESTS_TABLE, directory)).read_bytes())
+    return pd.DataFrame(table["data"], columns=table["columns"])
+
+
+def logged_requests(client: MlflowClient, experiment: str, since_ms: int = 0) -> pd.DataFrame:
+    """Every request the log holds in `experiment` that started at or after `since_ms`, one row each, whether it
+    has a run of its own or is a row of a grouped run's table: columns `started_ms`, `title`, `grouped`."""
+    columns = ["started_ms", "title", "grouped"]
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return pd.DataFrame(columns=columns)
+    own, groups, token = [], [], None
+    while True:
+        page = client.search_runs(
+            [found.experiment_id], f"attributes.end_time >= {since_ms}", max_results=5000, page_token=token
+        )
+        for run in page:
+            if run.data.tags.get("status") == GROUPED:
+                table = read_requests_table(client, run.info.run_id)[["started_ms", "title"]]
+                groups.append(table.assign(grouped=True))
+            else:
+                own.append((run.info.start_time, run.data.params.get("title", ""), False))
+        token = page.token
+        if not token:
+            break
+    frame = pd.concat([pd.DataFrame(own, columns=columns), *groups], ignore_index=True)
+    return frame[frame["started_ms"] >= since_ms].reset_index(drop=True)

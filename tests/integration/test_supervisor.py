@@ -7,11 +7,9 @@ its alias never disturbs the other tests' servers.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import textwrap
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,10 +21,12 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from benchmarks.faults import Traffic
+from gateway.request_log import GROUPED, read_requests_table
 from gateway.supervisor import group_alive
 from tests import processes
 from tests.conftest import BuiltModel
-from tests.integration.conftest import request_log_records, requests_table
+from tests.integration.conftest import request_log_records
 
 pytestmark = pytest.mark.integration
 
@@ -76,54 +76,6 @@ class Supervised:
 
     def scoring_groups(self) -> list[int]:
         return [int(path.read_text()) for path in self.state_dir.glob("scoring-*.pid")]
-
-
-class Load:
-    """Requests from a few concurrent clients in a background thread; counts (status, version) of every answer."""
-
-    def __init__(self, url: str, concurrency: int = 4) -> None:
-        self.url, self.concurrency = url, concurrency
-        self.answers: Counter[tuple[int, str | None]] = Counter()
-        self.first_seen: dict[str | None, float] = {}
-        self.last_503: float | None = None
-        self.recovered: float | None = None  # the first 200 after a 503
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-    async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await asyncio.gather(*(self._worker(client) for _ in range(self.concurrency)))
-
-    async def _worker(self, client: httpx.AsyncClient) -> None:
-        while not self._stop.is_set():
-            try:
-                response = await client.post(f"{self.url}/movies/recommendations/", json={"title": "Heat", "top_n": 5})
-                status, version = response.status_code, response.headers.get("x-model-version")
-            except httpx.HTTPError:
-                status, version = -1, None  # the gateway itself did not answer
-            now = time.monotonic()
-            self.answers[(status, version)] += 1
-            if status == 200:
-                self.first_seen.setdefault(version, now)
-                if self.last_503 is not None and self.recovered is None:
-                    self.recovered = now
-            if status == 503:
-                self.last_503 = now
-                await asyncio.sleep(0.05)
-
-    def statuses(self) -> Counter[int]:
-        counts: Counter[int] = Counter()
-        for (status, _), count in self.answers.items():
-            counts[status] += count
-        return counts
 
 
 def wait_until(condition, timeout: float, step: float = 0.25):
@@ -205,12 +157,12 @@ def test_serves_the_alias_and_names_the_version(supervised: Supervised) -> None:
 def test_promotion_under_load_fails_no_request(supervised: Supervised) -> None:
     old_group = supervised.scoring_groups()
     new = supervised.versions["two"]
-    with Load(supervised.url) as load:
+    with Traffic(supervised.url, concurrency=4).in_thread() as load:
         time.sleep(1)
         moved = supervised.point("two")
-        assert wait_until(lambda: new in load.first_seen, SWITCH_LIMIT_S + 5)
+        assert wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S + 5)
         time.sleep(1)
-    switch_s = load.first_seen[new] - moved
+    switch_s = load.first_from[new] - moved
     assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
     assert switch_s <= SWITCH_LIMIT_S, f"switched after {switch_s:.1f} s"
     assert {version for _, version in load.answers} == {supervised.versions["one"], new}
@@ -224,7 +176,7 @@ def test_promotion_under_load_fails_no_request(supervised: Supervised) -> None:
 def test_a_version_that_cannot_serve_is_not_switched_to(supervised: Supervised, label: str) -> None:
     serving = supervised.health()["supervisor"]["serving_version"]
     bad = supervised.versions[label]
-    with Load(supervised.url, concurrency=2) as load:
+    with Traffic(supervised.url, concurrency=2).in_thread() as load:
         supervised.point(label)
         failed = wait_until(lambda: bad in supervised.health()["supervisor"]["failed_versions"], 180)
     assert failed, supervised.health()
@@ -242,7 +194,7 @@ def test_a_version_that_cannot_serve_is_not_switched_to(supervised: Supervised, 
 def test_a_killed_scoring_server_is_restarted(supervised: Supervised) -> None:
     before = supervised.health()["supervisor"]
     [group] = supervised.scoring_groups()
-    with Load(supervised.url) as load:
+    with Traffic(supervised.url, concurrency=4).in_thread() as load:
         time.sleep(1)
         os.killpg(group, signal.SIGKILL)
         killed = time.monotonic()
@@ -297,8 +249,8 @@ def _assert_request_log_is_whole(client: MlflowClient) -> None:
     assert runs
     for run in runs:
         assert run.info.status == "FINISHED", run.info
-        if run.data.tags.get("status") == "grouped":
-            table = requests_table(client, run.info.run_id)
+        if run.data.tags.get("status") == GROUPED:
+            table = read_requests_table(client, run.info.run_id)
             assert len(table) == int(run.data.params["n_requests"]) == run.data.metrics["n_requests"]
         else:
             assert {"title", "top_n"} <= set(run.data.params) and "n_returned" in run.data.metrics
