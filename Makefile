@@ -130,6 +130,7 @@ bench: venv ## benchmarks B1-B6 against the running stack (after `make up`); fig
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
 	$(BIN)/python -m benchmarks.inprocess
 	$(BIN)/python -m benchmarks.serving --gateway-port $(GATEWAY_PORT)
+	$(BIN)/python -m benchmarks.upstream_clients --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
 	$(BIN)/python -m benchmarks.build
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
@@ -96,8 +97,6 @@ def listening_pid(port: int) -> int | None:
 
 def scoring_port(gateway_port: int) -> int:
     """The port of the scoring server the gateway uses now (the supervisor may have moved it)."""
-    import httpx
-
     url = httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=10).json()["scoring"]["url"]
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
