@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     supervise: bool = Field(False, description="run the supervisor (set by `python -m gateway serve`)")
     model_name: str = Field("movie-recommender", description="registered model the supervisor serves")
     model_alias: str = Field("champion", description="alias the supervisor follows")
-    poll_s: float = Field(5.0, gt=0, description="how often the supervisor asks the registry where the alias points")
+    poll_s: float = Field(2.0, gt=0, description="how often the supervisor asks the registry where the alias points")
     serve_host: str = Field("127.0.0.1", description="address the scoring servers bind")
     serve_port: int = Field(5001, ge=0, description="port of the first scoring server (a free one when taken)")
     serve_workers: int = Field(1, ge=1, description="`mlflow models serve --workers`")
