@@ -60,6 +60,14 @@ def rss_mb(pid: int, children: bool = True) -> float:
     return round(total / 1024, 1)
 
 
+def stack_memory(gateway_pid: int | None, scoring_pid: int | None) -> dict[str, float]:
+    """Resident MiB of the gateway (alone: under `python -m gateway serve` the scoring server is its child) and of
+    the scoring server; empty when either process was not found."""
+    if not gateway_pid or not scoring_pid:
+        return {}
+    return {"gateway": rss_mb(gateway_pid, children=False), "scoring_server": rss_mb(scoring_pid)}
+
+
 def _descendants(pid: int) -> list[int]:
     children: list[int] = []
     try:

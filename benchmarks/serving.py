@@ -22,7 +22,7 @@ import time
 import httpx
 import numpy as np
 
-from benchmarks.common import listening_pid, load, post_bytes, rss_mb, scoring_port, write_result
+from benchmarks.common import listening_pid, load, post_bytes, scoring_port, stack_memory, write_result
 from model.catalog import load_catalog
 
 HOST = "127.0.0.1"
@@ -128,14 +128,9 @@ def memory(args: argparse.Namespace, names: list[str]) -> dict[str, float]:
     requests = [post_bytes(HOST, args.gateway_port, "/movies/recommendations/", b) for b in bodies(names, False)]
     pool = (requests * (10_000 // len(requests) + 1))[:10_000]
     load(HOST, args.gateway_port, pool[:1000], 8)
-    # the gateway alone: under `python -m gateway serve` the scoring server is its child process
-    after_1k = (
-        {"gateway": rss_mb(gateway, children=False), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
-    )
+    after_1k = stack_memory(gateway, scoring)
     load(HOST, args.gateway_port, pool[1000:], 8)
-    after_10k = (
-        {"gateway": rss_mb(gateway, children=False), "scoring_server": rss_mb(scoring)} if gateway and scoring else {}
-    )
+    after_10k = stack_memory(gateway, scoring)
     growth = {k: round(100 * (after_10k[k] - after_1k[k]) / after_1k[k], 1) for k in after_1k}
     return {"after_1000": after_1k, "after_10000": after_10k, "growth_percent": growth}
 

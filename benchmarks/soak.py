@@ -19,7 +19,7 @@ import time
 import httpx
 from mlflow.tracking import MlflowClient
 
-from benchmarks.common import listening_pid, load, post_bytes, rss_mb, scoring_port, summary, write_result
+from benchmarks.common import listening_pid, load, post_bytes, scoring_port, stack_memory, summary, write_result
 from benchmarks.serving import HOST, bodies, drain_request_log, titles
 from gateway.request_log import logged_requests
 
@@ -47,9 +47,9 @@ def main() -> int:
 
     started_ms = int(time.time() * 1000)
     first = load(HOST, port, requests[:FIRST], args.concurrency, raw=True)
-    memory_first = {"gateway": rss_mb(gateway_pid, children=False), "scoring_server": rss_mb(scoring_pid)}
+    memory_first = stack_memory(gateway_pid, scoring_pid)
     rest = load(HOST, port, requests[FIRST:], args.concurrency, raw=True)
-    memory_end = {"gateway": rss_mb(gateway_pid, children=False), "scoring_server": rss_mb(scoring_pid)}
+    memory_end = stack_memory(gateway_pid, scoring_pid)
     seconds = len(requests[FIRST:]) / rest["throughput_rps"] + FIRST / first["throughput_rps"]
 
     statuses: dict[str, int] = {}
@@ -87,6 +87,7 @@ def main() -> int:
     ok = (
         figures["failed_5xx"] == 0
         and figures["every_request_logged"]
+        and bool(figures["memory_growth_percent"])  # both processes found and measured
         and all(growth < 10 for growth in figures["memory_growth_percent"].values())
     )
     print("soak:", "PASSED" if ok else "FAILED")

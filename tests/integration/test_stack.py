@@ -21,15 +21,21 @@ def recommend(gateway: str, body: dict, timeout: float = 30.0) -> httpx.Response
     return httpx.post(f"{gateway}/movies/recommendations/", json=body, timeout=timeout)
 
 
-def request_runs(tracking_uri: str, experiment: str, titles: set[str], timeout: float = 60.0) -> dict:
-    """The request log's runs by title param, once a run for each of `titles` has been written."""
+def request_runs(tracking_uri: str, experiment: str, titles: set[str], since_ms: int, timeout: float = 60.0) -> dict:
+    """The request log's runs by title param for requests started at `since_ms` or later (other tests, the fuzzer
+    among them, log to the same experiment and may ask for the same titles), once a run for each of `titles` has been
+    written completely (the writer finishes a run last: an unfinished one may have its params, not yet its metrics)."""
     client = MlflowClient(tracking_uri)
     deadline = time.monotonic() + timeout
     by_title: dict = {}
     while time.monotonic() < deadline:
         found = client.get_experiment_by_name(experiment)
         runs = client.search_runs([found.experiment_id], max_results=5000) if found else []
-        by_title = {run.data.params.get("title"): run for run in runs}
+        by_title = {
+            run.data.params.get("title"): run
+            for run in runs
+            if run.info.status == "FINISHED" and run.info.start_time >= since_ms
+        }
         if titles <= set(by_title):
             break
         time.sleep(0.5)
@@ -105,10 +111,11 @@ def test_health_names_the_served_model(gateway: str, built_model: BuiltModel) ->
 
 def test_every_request_becomes_a_run_with_params_and_metrics(gateway: str, built_model: BuiltModel) -> None:
     titles = ["Toy Story", "Titanic", "Fargo"]
+    since_ms = int(time.time() * 1000)
     for top_n, title in enumerate(titles, start=2):
         assert recommend(gateway, {"title": title, "top_n": top_n}).status_code == 200
     assert recommend(gateway, {"title": "Zzyzx Qwerty Plonk"}).status_code == 404
-    by_title = request_runs(built_model.tracking_uri, EXPERIMENT, {*titles, "Zzyzx Qwerty Plonk"})
+    by_title = request_runs(built_model.tracking_uri, EXPERIMENT, {*titles, "Zzyzx Qwerty Plonk"}, since_ms)
     for top_n, title in enumerate(titles, start=2):
         run = by_title[title]
         assert run.info.status == "FINISHED"
