@@ -279,6 +279,15 @@ class ScoringHealth(BaseModel):
     reachable: bool
 
 
+class StandbyHealth(BaseModel):
+    alias: str | None = Field(description="the alias whose version is kept warm, as NAME@ALIAS; null: no standby")
+    target_version: str | None = Field(description="where that alias pointed at the last look")
+    version: str | None = Field(description="the version being started or kept warm (none when it is the served one)")
+    ready: bool = Field(description="warm: moving the followed alias to `version` switches at once")
+    url: str | None
+    failed_versions: dict[str, str] = Field(description="standby versions that did not start, and why")
+
+
 class SupervisorHealth(BaseModel):
     alias: str = Field(description="the registry alias followed, as NAME@ALIAS")
     target_version: str | None = Field(description="where the alias pointed at the last look")
@@ -294,6 +303,7 @@ class SupervisorHealth(BaseModel):
     )
     last_failure: str | None
     registry_error: str | None = Field(description="why the registry could not be asked, while it cannot")
+    standby: StandbyHealth
 
 
 class HealthResponse(BaseModel):

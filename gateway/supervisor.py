@@ -2,13 +2,18 @@
 version an alias points at behind the gateway, and swaps versions without failing a request.
 
 Every `poll_s` it asks the registry where `NAME@ALIAS` points. When that is not the version being served:
-1. start `mlflow models serve -m models:/NAME/VERSION` on a free loopback port, in its own process group;
+1. download the version's model files once into `STATE_DIR/models/` (in this process: a rollback or a restart reuses
+   them) and start `mlflow models serve -m` that copy on a free loopback port, in its own process group;
 2. wait for `/ping`, then warm it up through the real contract (`info`, a title search, a recommendation);
 3. point the gateway at it (new requests go there; requests already sent finish where they are);
 4. let the old server drain its in-flight requests, then stop it.
 A version that fails to start or to warm up is stopped and remembered as failed (logged, and shown in /health);
 the old version keeps serving. It is not retried until the alias moves again (to another version or back).
 When the serving process dies, the same version is started again; requests get 503 while nothing answers.
+
+A second alias (`standby_alias`, by default `challenger`) names the version most likely promoted next: it is kept
+started and warmed up beside the serving one, with no traffic, so moving the followed alias to it switches at once
+(steps 1-2 are done already). It is stopped when that alias moves elsewhere or its version becomes the served one.
 
 Each child's process group id is written to `STATE_DIR/scoring-PORT.pid` (its output to `scoring-PORT.log`), so
 a gateway that was killed outright leaves nothing behind: the next one, and `make down`, stop what the files name.
@@ -18,19 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+import mlflow.artifacts
 import orjson
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -43,11 +52,16 @@ logger = logging.getLogger(__name__)
 
 PID_GLOB = "scoring-*.pid"
 CHECK_S = 0.5  # how often the serving process is checked for life
+KEEP_COPIES = 3  # local model copies kept: the serving version, the one before it (a rollback), one more
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit): ")
 
 
 class LaunchFailed(Exception):
     """A scoring server did not start, or did not answer its warm-up correctly."""
+
+
+class DownloadFailed(LaunchFailed):
+    """The version's files could not be fetched (registry or artifact store away): tried again at the next poll."""
 
 
 @dataclass
@@ -60,6 +74,7 @@ class ScoringProcess:
     pid_file: Path
     log: Path
     backend: Backend
+    model_dir: Path
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -108,6 +123,11 @@ class SupervisorState:
     failed: dict[str, str] = field(default_factory=dict)  # version -> why it was not switched to
     last_failure: str | None = None
     registry_error: str | None = None
+    standby_alias: str | None = None
+    standby_target: str | None = None  # where the standby alias pointed at the last look
+    standby_version: str | None = None  # being started, or warm
+    standby_url: str | None = None  # set once warm
+    standby_failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def troubled(self) -> bool:
@@ -128,6 +148,14 @@ class SupervisorState:
             "failed_versions": dict(self.failed),
             "last_failure": self.last_failure,
             "registry_error": self.registry_error,
+            "standby": {
+                "alias": self.standby_alias,
+                "target_version": self.standby_target,
+                "version": self.standby_version,
+                "ready": self.standby_url is not None,
+                "url": self.standby_url,
+                "failed_versions": dict(self.standby_failed),
+            },
         }
 
 
@@ -137,10 +165,17 @@ class Supervisor:
     def __init__(self, settings: Settings, scoring: ScoringClient) -> None:
         self.settings = settings
         self.scoring = scoring
-        self.state = SupervisorState(alias=f"{settings.model_name}@{settings.model_alias}")
+        self.state = SupervisorState(
+            alias=f"{settings.model_name}@{settings.model_alias}",
+            standby_alias=f"{settings.model_name}@{settings.standby_alias}" if settings.standby_alias else None,
+        )
         self.current: ScoringProcess | None = None
+        self.standby: ScoringProcess | None = None  # warm, no traffic
+        self._standby_task: asyncio.Task[None] | None = None
         self._state_dir = Path(settings.state_dir).resolve()
         self._client = MlflowClient(settings.tracking_uri)
+        # a progress bar per download is noise in logs (ours, and the scoring servers' that inherit this)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self._task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
         self._restart_after = 0.0
@@ -161,10 +196,18 @@ class Supervisor:
         for task in list(self._retired):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.current is not None:
-            current, self.current = self.current, None
-            await current.backend.upstream.close()
-            await anyio.to_thread.run_sync(current.stop)
+        self.state.standby_version = None  # a standby still starting stops itself when its launch returns
+        if self._standby_task is not None:
+            self._standby_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._standby_task
+        for process in (self.current, self.standby):
+            if process is not None:
+                await process.backend.upstream.close()
+                await anyio.to_thread.run_sync(process.stop)
+        self.current = self.standby = None
+        # a launch cancelled while its process was being spawned may have left one: its PID file names it
+        await anyio.to_thread.run_sync(stop_leftovers, self._state_dir)
 
     async def _run(self) -> None:
         next_poll = 0.0
@@ -173,6 +216,7 @@ class Supervisor:
             if now >= next_poll:
                 next_poll = now + self.settings.poll_s
                 await self._follow_alias()
+                await self._follow_standby()
             if self.current is not None and not self.current.alive and now >= self._restart_after:
                 await self._restart()
             await asyncio.sleep(CHECK_S)
@@ -196,9 +240,90 @@ class Supervisor:
         if self.current is None or target != self.current.version:
             await self._switch(target, reason="alias moved")
 
-    def _alias_version(self) -> str | None:
+    async def _follow_standby(self) -> None:
+        """Keep the standby alias's version warm, unless it is the one served (or failed to serve)."""
+        alias = self.settings.standby_alias
+        if not alias or self.state.registry_error is not None:
+            return
         try:
-            return self._client.get_model_version_by_alias(self.settings.model_name, self.settings.model_alias).version
+            target = await anyio.to_thread.run_sync(self._alias_version, alias)
+        except Exception:  # noqa: BLE001 - the registry being away is shown by _follow_alias
+            return
+        if target != self.state.standby_target:
+            self.state.standby_target = target
+            self.state.standby_failed.pop(target or "", None)  # moved: a version that failed gets another chance
+        wanted = target
+        if wanted is not None and (
+            wanted in self.state.failed
+            or wanted in self.state.standby_failed
+            or (self.current is not None and wanted == self.current.version)
+        ):
+            wanted = None
+        if self.standby is not None and not self.standby.alive:
+            logger.error("the standby server of version %s exited: starting it again", self.standby.version)
+            self._drop_standby()
+        if wanted == self.state.standby_version:
+            return
+        self._drop_standby()
+        starting = self._standby_task is not None and not self._standby_task.done()
+        if wanted is not None and not starting:  # (one still starting is stopped when done; next poll then)
+            self.state.standby_version = wanted
+            self._standby_task = asyncio.create_task(self._prepare_standby(wanted), name="standby")
+
+    async def _prepare_standby(self, version: str) -> None:
+        logger.info("starting a standby scoring server for version %s (%s)", version, self.state.standby_alias)
+        try:
+            process = await self._launch(version)
+        except Exception as error:  # noqa: BLE001 - a standby that cannot start is shown, never fatal
+            logger.error("the standby server of version %s did not start: %s", version, error)
+            if self.state.standby_version == version:
+                self.state.standby_version = None
+                if not isinstance(error, DownloadFailed):  # a download is tried again at the next poll
+                    self.state.standby_failed[version] = str(error)[:1000]
+            return
+        if self.state.standby_version != version:  # no longer wanted (or taken over) while it started
+            await process.backend.upstream.close()
+            await anyio.to_thread.run_sync(process.stop)
+            return
+        self.standby = process
+        self.state.standby_url = process.url
+        logger.info("standby: version %s is warm at %s", version, process.url)
+
+    def _drop_standby(self) -> None:
+        """Forget the standby: a warm one is stopped in the background, one still starting stops itself."""
+        self.state.standby_version = self.state.standby_url = None
+        standby, self.standby = self.standby, None
+        if standby is not None:
+            self._in_background(self._retire(standby))
+
+    async def _take_standby(self, version: str) -> ScoringProcess | None:
+        """The warm standby of `version` (waiting for one still starting), or None."""
+        if self.state.standby_version != version:
+            return None
+        if self._standby_task is not None and not self._standby_task.done():
+            await asyncio.shield(self._standby_task)  # it is half-way there: cheaper than starting afresh
+        standby = self.standby
+        if standby is None or standby.version != version or not standby.alive:
+            return None
+        self.standby = None
+        self.state.standby_version = self.state.standby_url = None
+        try:  # warm when it was started; make sure it still answers
+            await self._warm_up(standby)
+        except (LaunchFailed, UpstreamError) as error:
+            logger.error("the standby server of version %s no longer answers (%s): starting afresh", version, error)
+            self._in_background(self._retire(standby))
+            return None
+        return standby
+
+    def _in_background(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    def _alias_version(self, alias: str | None = None) -> str | None:
+        try:
+            name = self.settings.model_name
+            return self._client.get_model_version_by_alias(name, alias or self.settings.model_alias).version
         except MlflowException as error:
             if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None
@@ -213,23 +338,30 @@ class Supervisor:
         )  # fmt: skip
         self.state.restarts += 1
         await anyio.to_thread.run_sync(dead.stop)  # whatever is left of its group, and its PID file
-        if await self._switch(dead.version, reason="restart"):
+        # the files it served are still here: a restart needs neither the registry nor the artifact store
+        local = dead.model_dir if (dead.model_dir / "MLmodel").is_file() else None
+        if await self._switch(dead.version, reason="restart", local=local):
             self._restart_backoff = 1.0
         else:  # try again later, waiting longer each time; the alias may also move meanwhile
             self._restart_after = time.monotonic() + self._restart_backoff
             self._restart_backoff = min(self._restart_backoff * 2, 60.0)
 
-    async def _switch(self, version: str, reason: str) -> bool:
-        """Start `version`, warm it up and send new requests to it; False (old server kept) when it fails."""
+    async def _switch(self, version: str, reason: str, local: Path | None = None) -> bool:
+        """Start `version` (from `local` files when given), warm it up and send new requests to it; False (old server
+        kept) when it fails."""
         began = time.monotonic()
         self.state.switching_to = version
-        logger.info("starting a scoring server for version %s (%s)", version, reason)
         try:
-            fresh = await self._launch(version)
+            standby = await self._take_standby(version) if reason == "alias moved" else None
+            if standby is None:
+                logger.info("starting a scoring server for version %s (%s)", version, reason)
+            fresh = standby or await self._launch(version, local)
         except LaunchFailed as error:
-            logger.error("version %s was not switched to (%s): %s", version, reason, error)
-            self.state.last_failure = f"version {version} ({reason}): {str(error)[:1000]}"
-            if reason == "alias moved":
+            failure = f"version {version} ({reason}): {str(error)[:1000]}"
+            if failure != self.state.last_failure:  # a download retried every poll is logged once
+                logger.error("version %s was not switched to (%s): %s", version, reason, error)
+            self.state.last_failure = failure
+            if reason == "alias moved" and not isinstance(error, DownloadFailed):
                 self.state.failed[version] = str(error)[:1000]
             return False
         finally:
@@ -242,12 +374,11 @@ class Supervisor:
             self.state.switches += 1
             self.state.last_switch_s = round(time.monotonic() - began, 2)
         logger.info(
-            "now serving version %s at %s (%.1f s after %s)", version, fresh.url, time.monotonic() - began, reason
-        )
+            "now serving version %s at %s (%.1f s after %s%s)",
+            version, fresh.url, time.monotonic() - began, reason, ", warm standby" if standby else "",
+        )  # fmt: skip
         if previous is not None:
-            task = asyncio.create_task(self._retire(previous))
-            self._retired.add(task)
-            task.add_done_callback(self._retired.discard)
+            self._in_background(self._retire(previous))
         return True
 
     async def _retire(self, old: ScoringProcess) -> None:
@@ -259,8 +390,15 @@ class Supervisor:
         await anyio.to_thread.run_sync(old.stop)
         logger.info("stopped the scoring server of version %s (%s)", old.version, old.url)
 
-    async def _launch(self, version: str) -> ScoringProcess:
-        process = await anyio.to_thread.run_sync(self._spawn, version)
+    async def _launch(self, version: str, local: Path | None = None) -> ScoringProcess:
+        if local is None:
+            try:
+                local = await anyio.to_thread.run_sync(self._local_copy, version)
+            except LaunchFailed:
+                raise
+            except Exception as error:  # the registry or the artifact store is away: not the version's fault
+                raise DownloadFailed(f"cannot download version {version}: {type(error).__name__}: {error}") from error
+        process = await anyio.to_thread.run_sync(self._spawn, version, local)
         try:
             await self._wait_ready(process)
             identity = await self._warm_up(process)
@@ -275,20 +413,67 @@ class Supervisor:
         process.backend.identity = identity
         return process
 
-    def _spawn(self, version: str) -> ScoringProcess:
+    def _local_copy(self, version: str) -> Path:
+        """The version's model files in `STATE_DIR/models/`, downloaded from the registry unless already there.
+
+        A registry version's files never change; the folder name carries a hash of where they come from, so a model
+        deleted and registered again under the same version number is not served from a stale copy. Downloading here,
+        in a thread of this process, spares `mlflow models serve` its two downloads of the same files (one to pick
+        the flavor backend, one to serve) and the start-up of another Python process to do it."""
+        name = self.settings.model_name
+        source = self._client.get_model_version_download_uri(name, version)
+        key = hashlib.sha256(source.encode()).hexdigest()[:12]
+        models = self._state_dir / "models"
+        folder = models / f"{name}-{version}-{key}"
+        if (folder / "MLmodel").is_file():
+            os.utime(folder)  # most recently used: kept longest
+            return folder
+        models.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=models))
+        try:
+            began = time.monotonic()
+            downloaded = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=str(partial), tracking_uri=self.settings.tracking_uri
+                )
+            )
+            if not (downloaded / "MLmodel").is_file():
+                raise LaunchFailed(f"{source} has no MLmodel file: not an MLflow model")
+            shutil.rmtree(folder, ignore_errors=True)  # an incomplete copy (no MLmodel) left by a killed gateway
+            downloaded.rename(folder)
+            logger.info("downloaded version %s (%s) in %.1f s", version, source, time.monotonic() - began)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        self._prune_copies(keep=folder)
+        return folder
+
+    def _prune_copies(self, keep: Path) -> None:
+        """Delete all but the `KEEP_COPIES` most recently used copies (never `keep` or a copy being served)."""
+        in_use = {keep.name} | {p.model_dir.name for p in (self.current, self.standby) if p is not None}
+        copies = sorted(
+            (p for p in (self._state_dir / "models").iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in copies[KEEP_COPIES:]:
+            if old.name not in in_use:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _spawn(self, version: str, local: Path) -> ScoringProcess:
         settings = self.settings
         port = pick_port(settings.serve_host, settings.serve_port)
         log = self._state_dir / f"scoring-{port}.log"
         pid_file = self._state_dir / f"scoring-{port}.pid"
         command = [
             sys.executable, "-m", "mlflow", "models", "serve",
-            "-m", f"models:/{settings.model_name}/{version}", "--env-manager", "local",
+            "-m", str(local), "--env-manager", "local",
             "--host", settings.serve_host, "--port", str(port), "--workers", str(settings.serve_workers),
         ]  # fmt: skip
         env = dict(os.environ)
         # `mlflow models serve` execs uvicorn by name: the interpreter's bin/ must be on PATH.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+        env["UVICORN_ACCESS_LOG"] = str(settings.access_log).lower()  # the uvicorn it execs reads UVICORN_*
         with log.open("ab") as handle:
             popen = subprocess.Popen(
                 command, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -304,7 +489,7 @@ class Supervisor:
         logger.info(
             "started `mlflow models serve` for version %s: pid %d, port %d, log %s", version, popen.pid, port, log
         )
-        return ScoringProcess(version, port, popen, pid_file, log, Backend(pool, pinned=True))
+        return ScoringProcess(version, port, popen, pid_file, log, Backend(pool, pinned=True), local)
 
     async def _wait_ready(self, process: ScoringProcess) -> None:
         deadline = time.monotonic() + self.settings.serve_start_timeout_s
@@ -359,6 +544,8 @@ def pick_port(host: str, preferred: int) -> int:
     """`preferred` when nothing listens there, else a free port the OS picks."""
     for port in (preferred, 0) if preferred else (0,):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # as uvicorn binds: connections of a stopped server in TIME_WAIT do not make the port taken
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
             except OSError:

@@ -1,5 +1,6 @@
-"""`python -m gateway serve` with real processes: the supervisor follows the registry alias under load, refuses
-versions that cannot start or warm up, restarts a killed scoring server, and a gateway restart corrupts nothing.
+"""`python -m gateway serve` with real processes: the supervisor follows the registry alias under load, keeps the
+challenger warm and promotes it at once, refuses versions that cannot start or warm up, restarts a killed scoring
+server, and a gateway restart corrupts nothing.
 
 The registered model here is its own (`SUPERVISED`), with versions made from the session's built model, so moving
 its alias never disturbs the other tests' servers.
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.integration
 SUPERVISED = "supervised-recommender"
 EXPERIMENT = "supervised-requests"
 SWITCH_LIMIT_S = 30.0
+WARM_SWITCH_LIMIT_S = 5.0  # a poll (0.5 s here) and a re-check of a server that is up already
 WHY = {"unloadable": "RuntimeError: this version cannot load", "failing": "this version fails every prediction"}
 
 # Versions that must not go live: one cannot load, one loads but every prediction fails.
@@ -70,9 +72,13 @@ class Supervised:
     def health(self) -> dict:
         return httpx.get(f"{self.url}/health", timeout=10).json()
 
-    def point(self, label: str) -> float:
-        self.client.set_registered_model_alias(SUPERVISED, "champion", self.versions[label])
+    def point(self, label: str, alias: str = "champion") -> float:
+        self.client.set_registered_model_alias(SUPERVISED, alias, self.versions[label])
         return time.monotonic()
+
+    def other(self) -> str:
+        """The label of the good version not being served."""
+        return "two" if self.health()["supervisor"]["serving_version"] == self.versions["one"] else "one"
 
     def scoring_groups(self) -> list[int]:
         return [int(path.read_text()) for path in self.state_dir.glob("scoring-*.pid")]
@@ -170,6 +176,46 @@ def test_promotion_under_load_fails_no_request(supervised: Supervised) -> None:
     assert wait_until(lambda: supervised.scoring_groups() != old_group and len(supervised.scoring_groups()) == 1, 30)
     assert not any(group_alive(group) for group in old_group)
     print(f"\npromotion: {sum(load.answers.values())} requests, 0 failed, switched in {switch_s:.1f} s")
+
+
+def test_the_challenger_is_kept_warm_and_promoted_at_once(supervised: Supervised) -> None:
+    label = supervised.other()
+    new = supervised.versions[label]
+    supervised.point(label, alias="challenger")
+    try:
+        standby = lambda: supervised.health()["supervisor"]["standby"]  # noqa: E731
+        assert wait_until(lambda: standby()["ready"] and standby()["version"] == new, 180), standby()
+        assert len(supervised.scoring_groups()) == 2  # the serving server and the warm one
+        with Traffic(supervised.url, concurrency=4).in_thread() as load:
+            time.sleep(1)
+            moved = supervised.point(label)
+            assert wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S)
+            time.sleep(1)
+        switch_s = load.first_from[new] - moved
+        assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
+        assert switch_s <= WARM_SWITCH_LIMIT_S, f"switched to the warm standby after {switch_s:.1f} s"
+        # the challenger is now the one served: no standby; the old server drained and stopped
+        assert standby()["version"] is None and standby()["target_version"] == new
+        assert wait_until(lambda: len(supervised.scoring_groups()) == 1, 30)
+        print(f"\nwarm promotion: {sum(load.answers.values())} requests, 0 failed, switched in {switch_s:.1f} s")
+    finally:
+        supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
+
+
+def test_a_challenger_that_cannot_start_is_shown_and_serving_goes_on(supervised: Supervised) -> None:
+    serving = supervised.health()["supervisor"]["serving_version"]
+    bad = supervised.versions["unloadable"]
+    supervised.point("unloadable", alias="challenger")
+    try:
+        standby = lambda: supervised.health()["supervisor"]["standby"]  # noqa: E731
+        assert wait_until(lambda: bad in standby()["failed_versions"], 180), standby()
+        assert WHY["unloadable"] in standby()["failed_versions"][bad]
+        health = supervised.health()
+        assert health["status"] == "ok" and health["supervisor"]["serving_version"] == serving
+        assert not standby()["ready"] and len(supervised.scoring_groups()) == 1  # it was stopped
+    finally:
+        supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
+    assert wait_until(lambda: supervised.health()["supervisor"]["standby"]["target_version"] is None, 30)
 
 
 @pytest.mark.parametrize("label", ["unloadable", "failing"])
