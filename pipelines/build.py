@@ -182,8 +182,9 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     encoder_dir = default_encoder_path()
     store = EmbeddingCache(cache, digest(folder_digest(encoder_dir), MAX_TOKENS, "normalized"))
     vectors, tokens, missing = store.lookup(texts)
-    device = config.device or pick_device()
+    device = "none (all cached)"
     if missing:
+        device = config.device or pick_device()  # imports torch (about 2 s): only when something is encoded
         encoder = load_encoder(encoder_dir, device=device)
         todo = [texts[i] for i in missing]
         started = time.perf_counter()
@@ -196,7 +197,7 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
         vectors[missing], tokens[missing] = fresh, fresh_tokens
         store.add(todo, fresh, fresh_tokens)
         store.save()
-    mlflow.set_tag("encode_device", device if missing else "none (all cached)")
+    mlflow.set_tag("encode_device", device)
     mlflow.log_metrics(
         {
             "embedding_cache_hits": len(texts) - len(missing),
