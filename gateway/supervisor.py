@@ -104,7 +104,10 @@ class ScoringProcess:
         stop_group(self.popen.pid, timeout_s, reap=self.popen.poll)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(1)
-        self.pid_file.unlink(missing_ok=True)
+        # A server started since on the same port (this one stopped listening before it exited) owns the file now.
+        with contextlib.suppress(OSError, ValueError):
+            if int(self.pid_file.read_text().strip()) == self.popen.pid:
+                self.pid_file.unlink()
 
 
 @dataclass

@@ -1,0 +1,46 @@
+"""Parts of the supervisor that need no MLflow: PID files of scoring servers sharing a port, the port probe."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway.scoring import Backend
+from gateway.supervisor import ScoringProcess, group_alive, pick_port
+from gateway.upstream import UpstreamPool
+
+
+def sleeper(state_dir: Path, port: int) -> ScoringProcess:
+    """A stand-in child in its own process group, registered the way the supervisor registers a scoring server."""
+    popen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    pid_file = state_dir / f"scoring-{port}.pid"
+    pid_file.write_text(f"{popen.pid}\n")
+    pool = UpstreamPool(f"http://127.0.0.1:{port}", 1, 1.0, 1.0)
+    return ScoringProcess("1", port, popen, pid_file, state_dir / "log", Backend(pool), state_dir)
+
+
+def test_a_stopped_server_leaves_the_pid_file_of_its_successor_on_the_same_port(tmp_path: Path) -> None:
+    old = sleeper(tmp_path, 5001)
+    new = sleeper(tmp_path, 5001)  # started while the old one was still exiting: same port, same file name
+    try:
+        old.stop(timeout_s=5)
+        assert not group_alive(old.popen.pid)
+        assert new.pid_file.read_text().strip() == str(new.popen.pid)  # `make down` can still find the new one
+        new.stop(timeout_s=5)
+        assert not new.pid_file.exists()
+    finally:
+        for process in (old, new):
+            process.popen.kill()
+            process.popen.wait()
+
+
+def test_the_port_probe_takes_the_preferred_port_unless_something_listens() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        assert pick_port("127.0.0.1", taken) != taken
+    # closed now (its connections, had it any, would linger in TIME_WAIT): the preferred port is free again
+    assert pick_port("127.0.0.1", taken) == taken
