@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.supervisor import group_alive
+from gateway.supervisor import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -54,17 +54,7 @@ class Process:
 
         `mlflow models serve` runs uvicorn as a child: the leader exiting does not mean the port is closed.
         """
-        try:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            self.popen.poll()
-            return
-        deadline = time.monotonic() + timeout
-        while group_alive(self.popen.pid) and time.monotonic() < deadline:
-            self.popen.poll()  # reap the leader so it does not linger as a zombie
-            time.sleep(0.05)
-        if group_alive(self.popen.pid):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        stop_group(self.popen.pid, timeout, reap=self.popen.poll)
         self.popen.wait(5)
 
     def kill(self) -> None:

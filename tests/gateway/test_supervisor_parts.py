@@ -38,9 +38,15 @@ def test_a_stopped_server_leaves_the_pid_file_of_its_successor_on_the_same_port(
 
 def test_the_port_probe_takes_the_preferred_port_unless_something_listens() -> None:
     with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's (its connections inherit it)
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         taken = listener.getsockname()[1]
         assert pick_port("127.0.0.1", taken) != taken
-    # closed now (its connections, had it any, would linger in TIME_WAIT): the preferred port is free again
+        # a stopped server's connection: the server side closes first, so it lingers in TIME_WAIT on `taken`
+        client = socket.create_connection(("127.0.0.1", taken))
+        accepted, _ = listener.accept()
+        accepted.close()
+        client.close()
+    # nothing listens any more; uvicorn (SO_REUSEADDR) could bind it, so the probe must say it is free
     assert pick_port("127.0.0.1", taken) == taken

@@ -76,6 +76,9 @@ class Supervised:
         self.client.set_registered_model_alias(SUPERVISED, alias, self.versions[label])
         return time.monotonic()
 
+    def standby(self) -> dict:
+        return self.health()["supervisor"]["standby"]
+
     def other(self) -> str:
         """The label of the good version not being served."""
         return "two" if self.health()["supervisor"]["serving_version"] == self.versions["one"] else "one"
@@ -183,8 +186,9 @@ def test_the_challenger_is_kept_warm_and_promoted_at_once(supervised: Supervised
     new = supervised.versions[label]
     supervised.point(label, alias="challenger")
     try:
-        standby = lambda: supervised.health()["supervisor"]["standby"]  # noqa: E731
-        assert wait_until(lambda: standby()["ready"] and standby()["version"] == new, 180), standby()
+        assert wait_until(lambda: supervised.standby()["ready"] and supervised.standby()["version"] == new, 180), (
+            supervised.standby()
+        )
         assert len(supervised.scoring_groups()) == 2  # the serving server and the warm one
         with Traffic(supervised.url, concurrency=4).in_thread() as load:
             time.sleep(1)
@@ -195,7 +199,7 @@ def test_the_challenger_is_kept_warm_and_promoted_at_once(supervised: Supervised
         assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
         assert switch_s <= WARM_SWITCH_LIMIT_S, f"switched to the warm standby after {switch_s:.1f} s"
         # the challenger is now the one served: no standby; the old server drained and stopped
-        assert standby()["version"] is None and standby()["target_version"] == new
+        assert supervised.standby()["version"] is None and supervised.standby()["target_version"] == new
         assert wait_until(lambda: len(supervised.scoring_groups()) == 1, 30)
         print(f"\nwarm promotion: {sum(load.answers.values())} requests, 0 failed, switched in {switch_s:.1f} s")
     finally:
@@ -207,15 +211,14 @@ def test_a_challenger_that_cannot_start_is_shown_and_serving_goes_on(supervised:
     bad = supervised.versions["unloadable"]
     supervised.point("unloadable", alias="challenger")
     try:
-        standby = lambda: supervised.health()["supervisor"]["standby"]  # noqa: E731
-        assert wait_until(lambda: bad in standby()["failed_versions"], 180), standby()
-        assert WHY["unloadable"] in standby()["failed_versions"][bad]
+        assert wait_until(lambda: bad in supervised.standby()["failed_versions"], 180), supervised.standby()
+        assert WHY["unloadable"] in supervised.standby()["failed_versions"][bad]
         health = supervised.health()
         assert health["status"] == "ok" and health["supervisor"]["serving_version"] == serving
-        assert not standby()["ready"] and len(supervised.scoring_groups()) == 1  # it was stopped
+        assert not supervised.standby()["ready"] and len(supervised.scoring_groups()) == 1  # it was stopped
     finally:
         supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
-    assert wait_until(lambda: supervised.health()["supervisor"]["standby"]["target_version"] is None, 30)
+    assert wait_until(lambda: supervised.standby()["target_version"] is None, 30)
 
 
 @pytest.mark.parametrize("label", ["unloadable", "failing"])
