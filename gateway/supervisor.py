@@ -199,8 +199,7 @@ class Supervisor:
         for task in list(self._retired):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.state.standby_version = None  # a standby still starting stops itself when its launch returns
-        if self._standby_task is not None:
+        if self._standby_task is not None:  # a standby still starting: `_launch` stops its process when cancelled
             self._standby_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._standby_task
@@ -218,21 +217,36 @@ class Supervisor:
             now = time.monotonic()
             if now >= next_poll:
                 next_poll = now + self.settings.poll_s
-                await self._follow_alias()
-                await self._follow_standby()
+                aliases = await self._read_aliases()
+                if aliases is not None:
+                    await self._follow_alias(aliases.get(self.settings.model_alias))
+                    await self._follow_standby(aliases.get(self.settings.standby_alias))
             if self.current is not None and not self.current.alive and now >= self._restart_after:
                 await self._restart()
             await asyncio.sleep(CHECK_S)
 
-    async def _follow_alias(self) -> None:
+    async def _read_aliases(self) -> dict[str, str] | None:
+        """Where each alias of the model points (one registry call); None while the registry cannot be asked."""
         try:
-            target = await anyio.to_thread.run_sync(self._alias_version)
+            aliases = await anyio.to_thread.run_sync(self._aliases)
         except Exception as error:  # noqa: BLE001 - the registry being away must not stop serving
             if self.state.registry_error is None:
                 logger.warning("cannot ask the registry where %s points: %s", self.state.alias, error)
             self.state.registry_error = f"{type(error).__name__}: {str(error)[:300]}"
-            return
+            return None
         self.state.registry_error = None
+        return aliases
+
+    def _aliases(self) -> dict[str, str]:
+        try:
+            model = self._client.get_registered_model(self.settings.model_name)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return {}  # not registered (yet): nothing to serve
+            raise
+        return {alias: str(version) for alias, version in model.aliases.items()}
+
+    async def _follow_alias(self, target: str | None) -> None:
         if target != self.state.target:
             logger.info("%s points at version %s", self.state.alias, target)
             self.state.target = target
@@ -243,14 +257,9 @@ class Supervisor:
         if self.current is None or target != self.current.version:
             await self._switch(target, reason="alias moved")
 
-    async def _follow_standby(self) -> None:
-        """Keep the standby alias's version warm, unless it is the one served (or failed to serve)."""
-        alias = self.settings.standby_alias
-        if not alias or self.state.registry_error is not None:
-            return
-        try:
-            target = await anyio.to_thread.run_sync(self._alias_version, alias)
-        except Exception:  # noqa: BLE001 - the registry being away is shown by _follow_alias
+    async def _follow_standby(self, target: str | None) -> None:
+        """Keep the standby alias's version (`target`) warm, unless it is the one served (or failed to serve)."""
+        if not self.settings.standby_alias:
             return
         if target != self.state.standby_target:
             self.state.standby_target = target
@@ -322,15 +331,6 @@ class Supervisor:
         task = asyncio.create_task(coroutine)
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
-
-    def _alias_version(self, alias: str | None = None) -> str | None:
-        try:
-            name = self.settings.model_name
-            return self._client.get_model_version_by_alias(name, alias or self.settings.model_alias).version
-        except MlflowException as error:
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-                return None
-            raise
 
     async def _restart(self) -> None:
         dead = self.current
