@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,18 @@ def encode(
         normalize_embeddings=True,
     )
     return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def query_encoder(path: str | Path) -> Callable[[Sequence[str]], np.ndarray]:
+    """The served model's encoder of free texts: the lean torch path (`model.bert`, seconds less to load) when it
+    reproduces the saved model, else sentence-transformers. Runs on the CPU, like the scoring server."""
+    from model import bert
+
+    if bert.is_supported(path):
+        return bert.BertEncoder(path, MAX_TOKENS)
+    logger.info("the encoder at %s is not one model.bert reproduces: loading it with sentence-transformers", path)
+    encoder = load_encoder(path, device="cpu")
+    return lambda texts: encode(encoder, texts)
 
 
 def token_counts(encoder: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:

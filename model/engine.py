@@ -159,10 +159,9 @@ class Recommender:
         neighbours = load_neighbours(paths[NEIGHBOURS]) if NEIGHBOURS in paths else None
 
         def load_encoder() -> Encode:
-            from model.encoder import encode, load_encoder
+            from model.encoder import query_encoder
 
-            model = load_encoder(encoder_dir)
-            return lambda texts: encode(model, texts)
+            return query_encoder(encoder_dir)
 
         ranking = Ranking.from_config(config)
         return cls(movies, index, people, ranking, info=config, encoder=load_encoder, neighbours=neighbours)

@@ -65,6 +65,8 @@ SERVING_PACKAGES = (
     "torch",
     "sentence-transformers",
     "transformers",
+    "tokenizers",
+    "safetensors",
     "faiss-cpu",
     "numpy",
     "pandas",
