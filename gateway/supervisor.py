@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,7 @@ class Supervisor:
         self.current: ScoringProcess | None = None
         self.standby: ScoringProcess | None = None  # warm, no traffic
         self._standby_task: asyncio.Task[None] | None = None
+        self._standby_starting: ScoringProcess | None = None  # its process, once spawned, until it is warm
         self._state_dir = Path(settings.state_dir).resolve()
         self._client = MlflowClient(settings.tracking_uri)
         # a progress bar per download is noise in logs (ours, and the scoring servers' that inherit this)
@@ -278,22 +280,26 @@ class Supervisor:
             return
         self._drop_standby()
         starting = self._standby_task is not None and not self._standby_task.done()
-        if wanted is not None and not starting:  # (one still starting is stopped when done; next poll then)
+        if wanted is not None and not starting:  # (one still starting is being stopped; next poll then)
             self.state.standby_version = wanted
             self._standby_task = asyncio.create_task(self._prepare_standby(wanted), name="standby")
 
     async def _prepare_standby(self, version: str) -> None:
         logger.info("starting a standby scoring server for version %s (%s)", version, self.state.standby_alias)
         try:
-            process = await self._launch(version)
+            process = await self._launch(version, on_spawn=self._standby_spawned)
         except Exception as error:  # noqa: BLE001 - a standby that cannot start is shown, never fatal
+            if self.state.standby_version != version:  # `_drop_standby` stopped it
+                logger.info("stopped the standby server of version %s while it started: no longer wanted", version)
+                return
             logger.error("the standby server of version %s did not start: %s", version, error)
-            if self.state.standby_version == version:
-                self.state.standby_version = None
-                if not isinstance(error, DownloadFailed):  # a download is tried again at the next poll
-                    self.state.standby_failed[version] = str(error)[:1000]
+            self.state.standby_version = None
+            if not isinstance(error, DownloadFailed):  # a download is tried again at the next poll
+                self.state.standby_failed[version] = str(error)[:1000]
             return
-        if self.state.standby_version != version:  # no longer wanted (or taken over) while it started
+        finally:
+            self._standby_starting = None
+        if self.state.standby_version != version:  # no longer wanted (or taken over) while it warmed up
             await process.backend.upstream.close()
             await anyio.to_thread.run_sync(process.stop)
             return
@@ -301,12 +307,20 @@ class Supervisor:
         self.state.standby_url = process.url
         logger.info("standby: version %s is warm at %s", version, process.url)
 
+    def _standby_spawned(self, process: ScoringProcess) -> None:
+        self._standby_starting = process
+
     def _drop_standby(self) -> None:
-        """Forget the standby: a warm one is stopped in the background, one still starting stops itself."""
+        """Forget the standby: a warm one is stopped in the background; one still starting is killed now, so that
+        its start-up (seconds of CPU) does not slow the server a promotion is waiting for."""
         self.state.standby_version = self.state.standby_url = None
         standby, self.standby = self.standby, None
         if standby is not None:
             self._in_background(self._retire(standby))
+        starting = self._standby_starting
+        if starting is not None and self._standby_task is not None and not self._standby_task.done():
+            self._standby_starting = None
+            self._in_background(anyio.to_thread.run_sync(starting.stop))  # its `_launch` then fails and cleans up
 
     async def _take_standby(self, version: str) -> ScoringProcess | None:
         """The warm standby of `version` (waiting for one still starting), or None."""
@@ -393,7 +407,9 @@ class Supervisor:
         await anyio.to_thread.run_sync(old.stop)
         logger.info("stopped the scoring server of version %s (%s)", old.version, old.url)
 
-    async def _launch(self, version: str, local: Path | None = None) -> ScoringProcess:
+    async def _launch(
+        self, version: str, local: Path | None = None, on_spawn: Callable[[ScoringProcess], None] | None = None
+    ) -> ScoringProcess:
         if local is None:
             try:
                 local = await anyio.to_thread.run_sync(self._local_copy, version)
@@ -402,6 +418,8 @@ class Supervisor:
             except Exception as error:  # the registry or the artifact store is away: not the version's fault
                 raise DownloadFailed(f"cannot download version {version}: {type(error).__name__}: {error}") from error
         process = await anyio.to_thread.run_sync(self._spawn, version, local)
+        if on_spawn is not None:
+            on_spawn(process)
         try:
             await self._wait_ready(process)
             identity = await self._warm_up(process)

@@ -206,6 +206,21 @@ def test_the_challenger_is_kept_warm_and_promoted_at_once(supervised: Supervised
         supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
 
 
+def test_a_standby_no_longer_wanted_is_stopped_while_it_starts(supervised: Supervised) -> None:
+    # Its start-up costs seconds of CPU that a promotion may be waiting for: it must not run on to the end.
+    serving = supervised.scoring_groups()
+    supervised.point(supervised.other(), alias="challenger")
+    try:
+        starting = wait_until(lambda: [pid for pid in supervised.scoring_groups() if pid not in serving], 60)
+        assert starting and not supervised.standby()["ready"], supervised.standby()
+    finally:
+        supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
+    assert wait_until(lambda: supervised.scoring_groups() == serving, 3), supervised.scoring_groups()
+    assert wait_until(lambda: not _group_alive(starting[0]), 3)
+    standby = supervised.standby()
+    assert standby["version"] is None and not standby["ready"] and standby["failed_versions"] == {}, standby
+
+
 def test_a_challenger_that_cannot_start_is_shown_and_serving_goes_on(supervised: Supervised) -> None:
     serving = supervised.health()["supervisor"]["serving_version"]
     bad = supervised.versions["unloadable"]
@@ -283,6 +298,14 @@ def test_a_gateway_restart_corrupts_nothing(supervised: Supervised, built_model:
     assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
     assert _registry(supervised.client) == registry_before
     _assert_request_log_is_whole(supervised.client)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _registry(client: MlflowClient) -> dict:
