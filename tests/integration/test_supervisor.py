@@ -216,7 +216,7 @@ def test_a_standby_no_longer_wanted_is_stopped_while_it_starts(supervised: Super
     finally:
         supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
     assert wait_until(lambda: supervised.scoring_groups() == serving, 3), supervised.scoring_groups()
-    assert wait_until(lambda: not _group_alive(starting[0]), 3)
+    assert wait_until(lambda: not group_alive(starting[0]), 3)
     standby = supervised.standby()
     assert standby["version"] is None and not standby["ready"] and standby["failed_versions"] == {}, standby
 
@@ -298,14 +298,6 @@ def test_a_gateway_restart_corrupts_nothing(supervised: Supervised, built_model:
     assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
     assert _registry(supervised.client) == registry_before
     _assert_request_log_is_whole(supervised.client)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _registry(client: MlflowClient) -> dict:
