@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy import sparse
 
 from model.catalog import LIST_COLUMNS
@@ -51,12 +53,20 @@ def save_artifacts(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: str(folder / file) for name, file in FILES.items()}
-    shutil.copytree(encoder, paths[ENCODER])
+    shutil.copytree(encoder, paths[ENCODER], copy_function=_link_or_copy)  # MLflow copies the folder again
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
     sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
     np.savez(paths[NEIGHBOURS], rows=neighbours[0], scores=neighbours[1])
     return paths
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link where the file system allows one (the encoder's 88 MB are only read from here), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def code_digest(package: Path | None = None) -> str:
@@ -70,10 +80,13 @@ def code_digest(package: Path | None = None) -> str:
 
 def read_movies(path: str | Path) -> pd.DataFrame:
     """The catalog as written by `save_artifacts`, list columns as Python lists."""
-    movies = pd.read_parquet(path)
-    for column in LIST_COLUMNS:
-        movies[column] = [list(value) if isinstance(value, (list, np.ndarray)) else [] for value in movies[column]]
-    return movies
+    table = pq.read_table(path)
+    # Arrow makes the lists directly (pandas would make an array per cell, each then copied into a list).
+    lists = {column: [value or [] for value in table.column(column).to_pylist()] for column in LIST_COLUMNS}
+    movies = table.drop_columns(list(lists)).to_pandas()
+    for column, values in lists.items():
+        movies[column] = values
+    return movies[table.column_names]
 
 
 def read_artifacts(paths: Mapping[str, str]) -> tuple[pd.DataFrame, faiss.IndexIDMap2, sparse.csr_matrix, str]:

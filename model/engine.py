@@ -17,6 +17,7 @@ encoded. Outcomes are values: each query gives a record whose `status` is ok / u
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -52,6 +53,7 @@ RESPONSE_CAST = 10  # names per film in a response; the stored cast is ranked be
 DETAIL_CAST = 30
 DISLIKE_WEIGHT = 0.5  # how hard disliked films push, relative to the liked films' pull
 EXPLAINED_FIELDS = ("genres", "directors", "cast", "writers")
+WARM_UP_ENV = "RECOMMENDER_WARM_UP"  # "false": a loaded model loads its encoder at the first free-text query
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -173,8 +175,12 @@ class Recommender:
         other._encode = self._encode
         return other
 
-    def warm_up(self) -> threading.Thread:
-        """Load the encoder in the background; a free-text request arriving meanwhile waits for it."""
+    def warm_up(self) -> threading.Thread | None:
+        """Load the encoder in the background; a free-text request arriving meanwhile waits for it. Not when
+        `RECOMMENDER_WARM_UP=false`: then the first free-text query loads it (the build sets this while MLflow
+        loads the model to log it)."""
+        if os.environ.get(WARM_UP_ENV, "true").strip().lower() in ("false", "0", "no"):
+            return None
         thread = threading.Thread(target=self.encode, args=(["warm-up"],), name="encoder-warm-up", daemon=True)
         thread.start()
         return thread

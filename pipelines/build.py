@@ -41,7 +41,7 @@ from model.encoder import (
     pick_device,
     token_counts,
 )
-from model.engine import Ranking, Recommender
+from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
 from model.neighbours import precompute_neighbours
@@ -134,7 +134,11 @@ def build(config: BuildConfig) -> BuildResult:
             neighbours = _neighbours(recommender, cache)
         _log_samples(recommender)
 
-        with timer("log_model"), tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder:
+        with (
+            timer("log_model"),
+            tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder,
+            _no_encoder_warm_up(),
+        ):
             artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours)
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -152,6 +156,22 @@ def build(config: BuildConfig) -> BuildResult:
         mlflow.log_metrics(timer.metrics())
         logger.info("registered %s version %s from run %s", config.model_name, version, run.info.run_id)
         return BuildResult(run.info.run_id, info.model_uri, version, len(movies))
+
+
+@contextmanager
+def _no_encoder_warm_up() -> Iterator[None]:
+    """`log_model` loads the model twice (type-hint inference, then the serving-input check) and predicts the input
+    example, a title query that needs no encoder: the background encoder load each load would start (seconds of
+    CPU) only competes with the build."""
+    previous = os.environ.get(WARM_UP_ENV)
+    os.environ[WARM_UP_ENV] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(WARM_UP_ENV, None)
+        else:
+            os.environ[WARM_UP_ENV] = previous
 
 
 def serving_requirements() -> list[str]:
@@ -216,7 +236,7 @@ def _neighbours(recommender: Recommender, cache: Path | None) -> tuple[np.ndarra
     people = recommender._people
     key = digest(
         recommender._vectors, people.data, people.indices, people.indptr, recommender._prior,
-        recommender._years, recommender._ids, recommender.ranking.as_dict(), NEIGHBOURS_K,
+        recommender._years, recommender._ids, recommender.ranking.as_dict(), NEIGHBOURS_K, code_digest(),
     )  # fmt: skip
     cached = load_cached_neighbours(cache, key)
     mlflow.log_metric("neighbours_cached", float(cached is not None))

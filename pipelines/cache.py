@@ -3,7 +3,7 @@
 - Embeddings: each movie text's vector and token count, keyed by SHA-256 of the text, in one file per encoder
   digest (a hash of the encoder's files and settings): a changed encoder starts an empty cache.
 - Neighbour lists: keyed by a digest of everything they depend on (vectors, people matrix, prior, years, ids,
-  ranking weights, k); the newest few are kept.
+  ranking weights, k, the `model` package's code); the newest few are kept.
 """
 
 from __future__ import annotations

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
-from model.engine import Ranking, Recommender
+from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.people import people_matrix
 from model.schema import (
@@ -335,3 +338,27 @@ def test_neighbour_lists_answer_exactly_as_live_ranking(
 ) -> None:
     assert fast._neighbours is not None
     assert one(fast, **query) == one(recommender, **query)
+
+
+@pytest.mark.parametrize(("setting", "loads"), [(None, True), ("false", False)])
+def test_the_encoder_warms_up_in_the_background_unless_switched_off(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch, setting: str | None, loads: bool
+) -> None:
+    loaded = threading.Event()
+
+    def load() -> Callable[[list[str]], np.ndarray]:
+        loaded.set()
+        return lambda texts: hashing_vectors(texts)
+
+    if setting is None:
+        monkeypatch.delenv(WARM_UP_ENV, raising=False)
+    else:
+        monkeypatch.setenv(WARM_UP_ENV, setting)
+    fresh = Recommender(recommender.movies, recommender.index, recommender._people, encoder=load)
+    thread = fresh.warm_up()
+    assert (thread is not None) is loads
+    if thread is not None:
+        thread.join(10)
+    assert loaded.is_set() is loads
+    fresh.encode(["space adventure"])  # switched off or not, the first free text loads it
+    assert loaded.is_set()
