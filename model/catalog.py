@@ -184,16 +184,15 @@ def count_awards(text: object) -> float:
 
 def split_names(value: object) -> list[str]:
     """A list field from a list/array or a comma-separated string; blanks and repeats removed, order kept."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
     if isinstance(value, str):
         items: list[object] = value.split(",")
-    elif value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
     elif isinstance(value, (list, tuple, np.ndarray)):
         items = list(value)
     else:
         items = [value]
-    # Strings (nearly every item) skip _clean_text's checks for missing values: a build splits ~70,000 cells.
-    names = (" ".join(item.split()) if isinstance(item, str) else _clean_text(item) for item in items)
+    names = (_clean_text(item) for item in items)
     return list(dict.fromkeys(name for name in names if name))
 
 
