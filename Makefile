@@ -133,6 +133,7 @@ bench: venv ## benchmarks B1-B6 against the running stack (after `make up`); fig
 	$(BIN)/python -m benchmarks.upstream_clients --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
 	$(BIN)/python -m benchmarks.build
+	$(BIN)/python -m benchmarks.startup
 
 soak: venv ## 20,000 requests at concurrency 32 through the running gateway; audits the request log in MLflow
 	$(BIN)/python -m benchmarks.soak --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI)

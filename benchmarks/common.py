@@ -50,7 +50,7 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
 def rss_mb(pid: int, children: bool = True) -> float:
     """Resident memory of a process (and its descendants, unless `children` is False), in MiB (from /proc)."""
     total = 0
-    for proc in [pid, *(_descendants(pid) if children else [])]:
+    for proc in [pid, *(descendants(pid) if children else [])]:
         try:
             for line in Path(f"/proc/{proc}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -68,14 +68,15 @@ def stack_memory(gateway_pid: int | None, scoring_pid: int | None) -> dict[str, 
     return {"gateway": rss_mb(gateway_pid, children=False), "scoring_server": rss_mb(scoring_pid)}
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), depth first."""
     children: list[int] = []
     try:
         direct = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return children
     for child in map(int, direct):
-        children += [child, *_descendants(child)]
+        children += [child, *descendants(child)]
     return children
 
 
