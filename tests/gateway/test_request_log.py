@@ -6,10 +6,17 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from gateway.request_log import RequestLogger, RequestRecord
 from tests import processes
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sqlite store keeps run artifacts (the grouped runs' tables) under ./mlruns: not in the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def record(title: str, n: int = 5, status: str = "ok") -> RequestRecord:
