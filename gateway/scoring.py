@@ -1,8 +1,11 @@
 """Client of the scoring server (`mlflow models serve`): the model's HTTP contract, and nothing of its code.
 
-Requests go to `POST /invocations` as `{"inputs": [query], "params": {...}}`; the answer is
-`{"predictions": [record]}`. Transport failures become GatewayError subclasses (503 / 504 / 502); the scoring
-server's own error bodies carry stack traces, which are logged here and never passed on.
+Requests go to `POST /invocations` as `{"inputs": [query], "params": {"mode": ..., "format": "json"}}`; the answer
+is `{"predictions": [record]}`, the record as its JSON text (param `format`, model/recommender.py: the scoring
+server then encodes one string instead of walking the record with its pure-Python encoder). A model version built
+before that param ignores it and answers the record as an object: the client accepts both, and stops asking that
+server for text after the first such answer. Transport failures become GatewayError subclasses (503 / 504 / 502);
+the scoring server's own error bodies carry stack traces, which are logged here and never passed on.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Backend:
     upstream: UpstreamPool
     identity: ModelIdentity = field(default_factory=ModelIdentity)
     pinned: bool = False  # identity set by whoever started the server (the supervisor), not learned
+    records_as_text: bool = True  # ask for param format=json; False once the model answered an object anyway
 
 
 Scored = tuple[dict[str, Any], ModelIdentity]
@@ -84,7 +88,7 @@ class ScoringClient:
 
     async def _one(self, row: dict[str, Any], mode: str) -> Scored:
         backend = self.backend
-        record = await invoke_one(backend.upstream, row, mode)
+        record = await invoke_one(backend.upstream, row, mode, backend)
         if backend.identity.version is None and not backend.pinned and self._refreshing is None:
             # Started before the scoring server (or the registry) was ready: learn the version in the background.
             self._refreshing = asyncio.create_task(self.refresh_identity())
@@ -109,7 +113,7 @@ class ScoringClient:
         if backend.pinned:
             return backend.identity
         try:
-            info = await invoke_one(backend.upstream, {}, "info")
+            info = await invoke_one(backend.upstream, {}, "info", backend)
         except Exception as error:  # noqa: BLE001 - identity is best effort; requests are unaffected
             logger.warning("could not ask the scoring server which model it serves: %s", error)
             return backend.identity
@@ -130,13 +134,28 @@ class ScoringClient:
         return max((v.version for v in versions), key=int, default=None)
 
 
-async def invoke_one(upstream: UpstreamPool, row: dict[str, Any], mode: str) -> dict[str, Any]:
-    """POST one query row to /invocations with param `mode`; the one record the model answers."""
-    predictions = await invoke(upstream, {"inputs": [row], "params": {"mode": mode}})
-    if not isinstance(predictions, list) or len(predictions) != 1 or not isinstance(predictions[0], dict):
+async def invoke_one(
+    upstream: UpstreamPool, row: dict[str, Any], mode: str, backend: Backend | None = None
+) -> dict[str, Any]:
+    """POST one query row to /invocations with param `mode`; the one record the model answers.
+
+    With a `backend` whose model takes param `format`, the record comes back as its JSON text and is parsed here."""
+    as_text = backend is not None and backend.records_as_text
+    params = {"mode": mode, "format": "json"} if as_text else {"mode": mode}
+    predictions = await invoke(upstream, {"inputs": [row], "params": params})
+    record = predictions[0] if isinstance(predictions, list) and len(predictions) == 1 else None
+    if isinstance(record, str):
+        try:
+            record = orjson.loads(record)
+        except orjson.JSONDecodeError:
+            record = None
+    elif isinstance(record, dict) and as_text and backend is not None:
+        logger.info("the served model answers records as objects (it predates param `format`): not asking again")
+        backend.records_as_text = False
+    if not isinstance(record, dict):
         logger.error("scoring server answered an unexpected shape: %.500s", predictions)
         raise ScoringFailed()
-    return predictions[0]
+    return record
 
 
 async def invoke(upstream: UpstreamPool, payload: dict[str, Any]) -> Any:

@@ -12,18 +12,25 @@ server; a DataFrame with the same columns also works in Python). Param `mode`:
 | `search`    | `title` = search text, `top_n`  | status, results (films with match_score)                         |
 | `film`      | `id`                            | status, film (full details)                                      |
 | `info`      | ignored                         | one record: model name, build run, catalog size, weights         |
+
+Param `format`: `records` (default) answers each record as a JSON object; `json` answers each as one string, the
+record's JSON text, for clients that parse it themselves (the gateway). The scoring server writes its answer with
+the standard library's pure-Python encoder (`json.dump` with a custom encoder class): a 10-film record costs it
+about 0.45 ms, a single string next to nothing; the model encodes the record with the C encoder instead.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import faiss
 import mlflow
+import numpy as np
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from model.engine import Recommender
-from model.schema import STATUS_INVALID, UNKNOWN_MODE, Query
+from model.schema import FORMATS, STATUS_INVALID, UNKNOWN_FORMAT, UNKNOWN_MODE, Query
 
 
 class MovieRecommender(PythonModel):
@@ -37,8 +44,17 @@ class MovieRecommender(PythonModel):
 
     def predict(
         self, context: PythonModelContext, model_input: list[Query], params: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        mode = (params or {}).get("mode") or "recommend"
+    ) -> list[dict[str, Any]] | list[str]:
+        params = params or {}
+        output = params.get("format") or "records"
+        if output not in FORMATS:
+            return [{"status": STATUS_INVALID, "reason": UNKNOWN_FORMAT} for _ in model_input]
+        records = self._records(model_input, params.get("mode") or "recommend")
+        if output == "json":
+            return [json.dumps(record, ensure_ascii=False, default=_plain) for record in records]
+        return records
+
+    def _records(self, model_input: list[Query], mode: str) -> list[dict[str, Any]]:
         if mode == "recommend":
             return self.recommender.recommend(model_input)
         if mode == "search":
@@ -54,6 +70,13 @@ class MovieRecommender(PythonModel):
         weights = self.recommender.ranking.as_dict()
         info = {key: value for key, value in self.recommender.info.items() if key not in weights}
         return {"status": "ok", **info, "ranking": weights, "n_films": len(self.recommender.movies)}
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as the JSON the scoring server's own encoder would write for them."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 mlflow.models.set_model(MovieRecommender())

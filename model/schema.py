@@ -13,7 +13,7 @@ from typing import Any
 import pydantic
 from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema
-from mlflow.types.schema import AnyType, Array, ColSpec, Map, Object, Property
+from mlflow.types.schema import AnyType, Array, ColSpec, Object, Property
 
 DEFAULT_TOP_N = 5
 MAX_TOP_N = 100
@@ -26,6 +26,7 @@ MAX_WITHIN = 10_000
 MAX_SEARCH = 50
 YEAR_RANGE = (1800, 2100)
 MODES = ("recommend", "search", "film", "info")
+FORMATS = ("records", "json")  # param `format`: records as JSON objects, or each as one JSON text (see recommender)
 
 TITLE_REQUIRED = "title, liked or query is required"
 TITLE_TOO_LONG = f"title must be at most {MAX_TITLE_CHARS} characters"
@@ -44,6 +45,7 @@ UNKNOWN_GENRES = "unknown genre(s) {unknown}; the catalog has: {known}"
 ID_REQUIRED = "id is required"
 SEARCH_REQUIRED = f"title (the search text) is required; top_n (results) at most {MAX_SEARCH}"
 UNKNOWN_MODE = f"mode must be one of {', '.join(MODES)}"
+UNKNOWN_FORMAT = f"format must be one of {', '.join(FORMATS)}"
 
 STATUS_OK = "ok"
 STATUS_UNKNOWN_TITLE = "unknown_title"
@@ -152,7 +154,8 @@ def _years(query: Query) -> list[int | None]:
 
 
 def model_signature() -> ModelSignature:
-    """Input: a list of queries, every field optional; output: one record per query; param `mode`."""
+    """Input: a list of queries, every field optional; output: one record per query, an object or (param `format`
+    json) its JSON text, so `Any` (what MLflow infers from predict's type hints too); params `mode`, `format`."""
     film = Object(
         [
             Property("id", "long", required=False),
@@ -180,11 +183,13 @@ def model_signature() -> ModelSignature:
     query = Object([Property(name, dtype, required=False) for name, dtype in sorted(fields.items())])
     return ModelSignature(
         inputs=Schema([ColSpec(query)]),
-        outputs=Schema([ColSpec(Map(AnyType()))]),
-        params=ParamSchema([ParamSpec("mode", "string", "recommend")]),
+        outputs=Schema([ColSpec(AnyType())]),
+        params=ParamSchema([ParamSpec("mode", "string", "recommend"), ParamSpec("format", "string", "records")]),
     )
 
 
+# MLflow derives the served params schema from the input example's params too: name every param here.
+EXAMPLE_PARAMS: dict[str, Any] = {"mode": "recommend", "format": "records"}
 INPUT_EXAMPLE: list[dict[str, Any]] = [
     {"title": "The Matrix", "top_n": 5},
     {"title": "Hamlet", "year": 1996},

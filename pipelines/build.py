@@ -47,7 +47,7 @@ from model.neighbours import DEFAULT_K as NEIGHBOURS_K
 from model.neighbours import precompute_neighbours
 from model.people import people_matrix
 from model.prior import notability_prior
-from model.schema import INPUT_EXAMPLE, Query, model_signature
+from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query, model_signature
 from model.text import TextConfig, movie_texts, rank_cast
 from pipelines.cache import DEFAULT_FOLDER as DEFAULT_CACHE
 from pipelines.cache import EmbeddingCache, digest, folder_digest
@@ -146,7 +146,7 @@ def build(config: BuildConfig) -> BuildResult:
                 code_paths=[str(MODEL_PACKAGE)],
                 artifacts=artifacts,
                 signature=model_signature(),
-                input_example=(INPUT_EXAMPLE, {"mode": "recommend"}),
+                input_example=(INPUT_EXAMPLE, EXAMPLE_PARAMS),
                 pip_requirements=serving_requirements(),
                 model_config=_model_config(config, run.info.run_id, loaded.source, len(movies)),
                 registered_model_name=config.model_name,

@@ -5,6 +5,7 @@ The model was built once for the session by `mlflow run . -e build` (tests/conft
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,20 @@ def test_free_text_with_the_real_encoder(champion: mlflow.pyfunc.PyFuncModel) ->
 
 def test_out_of_range_values_do_not_raise(champion: mlflow.pyfunc.PyFuncModel) -> None:
     assert recommend(champion, title="The Matrix", top_n=1000)["status"] == "invalid"
+
+
+@pytest.mark.parametrize("mode", ["recommend", "search", "film", "info"])
+def test_format_json_answers_each_record_as_its_json_text(champion: mlflow.pyfunc.PyFuncModel, mode: str) -> None:
+    rows = [{"title": "The Matrix", "top_n": 3, "id": 83495}, {"title": "qqqzzzxxx", "id": -1}]
+    records = champion.predict(rows, params={"mode": mode})
+    texts = champion.predict(rows, params={"mode": mode, "format": "json"})
+    assert all(isinstance(text, str) for text in texts)
+    assert [json.loads(text) for text in texts] == records
+
+
+def test_unknown_format_is_an_invalid_row(champion: mlflow.pyfunc.PyFuncModel) -> None:
+    results = champion.predict([{"title": "The Matrix"}], params={"format": "xml"})
+    assert results == [{"status": "invalid", "reason": "format must be one of records, json"}]
 
 
 def test_info_mode_names_the_build(champion: mlflow.pyfunc.PyFuncModel, built_model: BuiltModel) -> None:

@@ -1,0 +1,70 @@
+"""The gateway's scoring client against a small real HTTP server on loopback: records as JSON text (param `format`)
+and, from a model version that predates that param, as objects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from gateway.errors import ScoringFailed
+from gateway.scoring import Backend, invoke_one
+from gateway.upstream import UpstreamPool
+from tests.gateway.test_upstream import read_request, response
+
+RECORD = {"status": "ok", "reason": None, "recommendations": [{"id": 1, "title": "Été", "score": 0.5}]}
+
+
+def exchange(answer: Any, n: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Backend]:
+    """Send `n` queries through one Backend to a server that answers `answer(params)` as the prediction;
+    returns the records, the params the server received, and the backend."""
+    received: list[dict[str, Any]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                body = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            params = json.loads(body)["params"]
+            received.append(params)
+            writer.write(response(json.dumps({"predictions": [answer(params)]}).encode()))
+
+    async def scenario() -> tuple[list[dict[str, Any]], Backend]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        backend = Backend(UpstreamPool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"))
+        try:
+            records = [await invoke_one(backend.upstream, {"title": "x"}, "recommend", backend) for _ in range(n)]
+            return records, backend
+        finally:
+            await backend.upstream.close()
+            server.close()
+
+    records, backend = asyncio.run(scenario())
+    return records, received, backend
+
+
+def current_model(params: dict[str, Any]) -> Any:
+    return json.dumps(RECORD, ensure_ascii=False) if params.get("format") == "json" else RECORD
+
+
+def test_records_are_asked_for_and_read_as_json_text() -> None:
+    records, received, backend = exchange(current_model)
+    assert records == [RECORD] * 3
+    assert received == [{"mode": "recommend", "format": "json"}] * 3
+    assert backend.records_as_text
+
+
+def test_a_model_that_predates_the_format_param_is_asked_for_objects_after_its_first_answer() -> None:
+    records, received, backend = exchange(lambda params: RECORD)  # MLflow drops params a model does not declare
+    assert records == [RECORD] * 3
+    assert received == [{"mode": "recommend", "format": "json"}, {"mode": "recommend"}, {"mode": "recommend"}]
+    assert not backend.records_as_text
+
+
+@pytest.mark.parametrize("answer", ["{not json", "[1, 2]", 42, None])
+def test_a_record_that_is_neither_an_object_nor_its_text_is_a_scoring_failure(answer: Any) -> None:
+    with pytest.raises(ScoringFailed):
+        exchange(lambda params: answer, n=1)
