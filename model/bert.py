@@ -1,9 +1,10 @@
-"""The served model's query encoder: a saved all-MiniLM-style SentenceTransformer run with torch and tokenizers only.
+"""A saved all-MiniLM-style SentenceTransformer run with torch and tokenizers only: the served model's query encoder
+and the CPU build's catalog encoder.
 
 `import sentence_transformers` brings in transformers, scikit-learn and scipy: about 9 s of CPU on this 2-core
 machine, paid by every scoring server that starts (a promotion, a rollback, a restart), while the old server is
-still answering traffic. The model itself is small: a BERT encoder, mean pooling over the tokens, L2
-normalisation. This module reads the same saved folder and runs that forward pass with torch directly (about 2 s
+still answering traffic, and by every CPU build that encodes a few changed films. The model itself is small: a
+BERT encoder, mean pooling over the tokens, L2 normalisation. This module reads the same saved folder and runs that forward pass with torch directly (about 2 s
 to load). It knows that one architecture only (`is_supported`); anything else goes through sentence-transformers.
 tests/model/test_bert.py checks that both give the same vectors.
 """
@@ -11,6 +12,7 @@ tests/model/test_bert.py checks that both give the same vectors.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ POOLING = "sentence_transformers.models.Pooling"
 NORMALIZE = "sentence_transformers.models.Normalize"
 BATCH = 64
 QKV = ("query", "key", "value")
+
+logger = logging.getLogger(__name__)
 
 
 def is_supported(folder: str | Path) -> bool:
@@ -50,9 +54,11 @@ def is_supported(folder: str | Path) -> bool:
 
 class BertEncoder:
     """Texts → L2-normalised float32 vectors, as `SentenceTransformer(folder).encode(..., normalize_embeddings=True)`
-    gives them (tokens beyond `max_tokens` are cut, as sentence-transformers' `max_seq_length` does)."""
+    gives them (tokens beyond `max_tokens` are cut, as sentence-transformers' `max_seq_length` does).
 
-    def __init__(self, folder: str | Path, max_tokens: int) -> None:
+    Like sentence-transformers, texts are encoded longest first, so that each batch pads to about its own length."""
+
+    def __init__(self, folder: str | Path, max_tokens: int, device: str = "cpu") -> None:
         import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
@@ -64,25 +70,43 @@ class BertEncoder:
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = float(config["layer_norm_eps"])
+        self.pad_id = int(config.get("pad_token_id") or 0)
+        self.counter = Tokenizer.from_file(str(folder / "tokenizer.json"))  # whole texts, for token_counts
+        self.counter.no_truncation()
+        self.counter.no_padding()
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
-        self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id") or 0))
+        self.tokenizer.no_padding()
+        self.device = torch.device(device)
         weights = load_file(str(folder / "model.safetensors"))
-        self.weights: dict[str, Any] = {key.removeprefix("bert."): value.float() for key, value in weights.items()}
+        self.weights: dict[str, Any] = {
+            key.removeprefix("bert."): value.float().to(self.device) for key, value in weights.items()
+        }
+        self.dim = int(self.weights["embeddings.word_embeddings.weight"].shape[1])
         self._torch = torch
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    def __call__(self, texts: Sequence[str], batch_size: int = BATCH, progress: bool = False) -> np.ndarray:
         torch = self._torch
-        chunks = []
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = np.argsort([-len(encoding.ids) for encoding in encodings], kind="stable")
+        vectors = np.empty((len(encodings), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(texts), BATCH):
-                encodings = self.tokenizer.encode_batch(list(texts[start : start + BATCH]))
-                ids = torch.tensor([e.ids for e in encodings], dtype=torch.long)
-                mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)
-                chunks.append(self._forward(ids, mask).numpy())
-        if not chunks:
-            return np.zeros((0, self.weights["embeddings.word_embeddings.weight"].shape[1]), dtype=np.float32)
-        return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+            for done, start in enumerate(range(0, len(order), batch_size), start=1):
+                rows = order[start : start + batch_size]
+                ids = np.full((len(rows), len(encodings[rows[0]].ids)), self.pad_id, dtype=np.int64)
+                mask = np.zeros_like(ids)
+                for i, row in enumerate(rows):
+                    ids[i, : len(encodings[row].ids)] = encodings[row].ids
+                    mask[i, : len(encodings[row].ids)] = 1
+                forward = self._forward(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
+                vectors[rows] = forward.cpu().numpy()
+                if progress and (done % 25 == 0 or start + batch_size >= len(order)):
+                    logger.info("encoded %d of %d texts", min(start + batch_size, len(order)), len(order))
+        return vectors
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """Word pieces per whole text (special tokens included): how much of it the `max_tokens` window sees."""
+        return np.array([len(encoding.ids) for encoding in self.counter.encode_batch(list(texts))], dtype=np.int64)
 
     def _forward(self, ids: Any, mask: Any) -> Any:
         """(batch, tokens) ids and attention mask → (batch, dim) normalised mean of the last hidden states."""

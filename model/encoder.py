@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -79,3 +79,36 @@ def token_counts(encoder: SentenceTransformer, texts: Sequence[str]) -> np.ndarr
     """Word pieces per text as the encoder's tokenizer counts them, special tokens included."""
     encoded = encoder.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
     return np.array([len(ids) for ids in encoded], dtype=np.int64)
+
+
+class CatalogEncoder(Protocol):
+    """What the build needs of an encoder: vectors and whole-text token counts."""
+
+    def __call__(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class SentenceTransformerEncoder:
+    """A loaded SentenceTransformer behind the CatalogEncoder interface."""
+
+    def __init__(self, encoder: SentenceTransformer) -> None:
+        self.encoder = encoder
+
+    def __call__(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        return encode(self.encoder, texts, batch_size=batch_size, progress=progress)
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        return token_counts(self.encoder, texts)
+
+
+def catalog_encoder(path: str | Path, device: str) -> CatalogEncoder:
+    """The build's encoder of movie texts. On the CPU, `model.bert`'s lean forward pass when it reproduces the saved
+    model: the same vectors as sentence-transformers (within 1e-5, tests/model/test_bert.py; the embedding cache
+    serves either's vectors) without importing it, which costs about 7 s, most of a rebuild that encodes a few
+    changed films. On a GPU, and for any other architecture, sentence-transformers."""
+    from model import bert
+
+    if device == "cpu" and bert.is_supported(path):
+        return bert.BertEncoder(path, MAX_TOKENS)
+    return SentenceTransformerEncoder(load_encoder(path, device=device))

@@ -32,15 +32,7 @@ from mlflow.tracking import MlflowClient
 import model
 from model.artifacts import code_digest, save_artifacts
 from model.catalog import CatalogError, limit_catalog, load_catalog
-from model.encoder import (
-    ENCODER_NAME,
-    MAX_TOKENS,
-    default_encoder_path,
-    encode,
-    load_encoder,
-    pick_device,
-    token_counts,
-)
+from model.encoder import ENCODER_NAME, MAX_TOKENS, catalog_encoder, default_encoder_path, pick_device
 from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
@@ -207,13 +199,14 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     device = "none (all cached)"
     if missing:
         device = config.device or pick_device()  # imports torch (about 2 s): only when something is encoded
-        encoder = load_encoder(encoder_dir, device=device)
+        encoder = catalog_encoder(encoder_dir, device)
+        mlflow.set_tag("encode_implementation", type(encoder).__name__)
         todo = [texts[i] for i in missing]
         started = time.perf_counter()
-        fresh = encode(encoder, todo, batch_size=config.batch_size, progress=True)
+        fresh = encoder(todo, batch_size=config.batch_size, progress=True)
         seconds = time.perf_counter() - started
         mlflow.log_metrics({"encode_seconds": round(seconds, 3), "encode_films_per_second": len(todo) / seconds})
-        fresh_tokens = token_counts(encoder, todo)
+        fresh_tokens = encoder.token_counts(todo)
         if not vectors.size:
             vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
         vectors[missing], tokens[missing] = fresh, fresh_tokens

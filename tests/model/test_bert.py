@@ -11,7 +11,16 @@ import pandas as pd
 import pytest
 
 from model.bert import BertEncoder, is_supported
-from model.encoder import MAX_TOKENS, default_encoder_path, encode, load_encoder, query_encoder
+from model.encoder import (
+    MAX_TOKENS,
+    SentenceTransformerEncoder,
+    catalog_encoder,
+    default_encoder_path,
+    encode,
+    load_encoder,
+    query_encoder,
+    token_counts,
+)
 from model.text import movie_texts
 
 EDGE_TEXTS = [
@@ -52,9 +61,28 @@ def test_one_text_at_a_time_equals_a_batch(lean: BertEncoder) -> None:
     assert lean([]).shape == (0, batch.shape[1])
 
 
+def test_batches_of_any_size_give_the_same_vectors_in_input_order(lean: BertEncoder) -> None:
+    texts = [f"{'epic ' * (i % 7)}film number {i}" for i in range(50)] + EDGE_TEXTS  # lengths interleaved
+    whole = lean(texts, batch_size=64)
+    for size in (1, 3, 16):
+        assert np.abs(lean(texts, batch_size=size) - whole).max() < 1e-5
+    assert np.abs(lean(texts[::-1])[::-1] - whole).max() < 1e-5
+
+
+def test_token_counts_match_sentence_transformers(reference: object, lean: BertEncoder) -> None:
+    counts = lean.token_counts(EDGE_TEXTS)
+    assert counts.tolist() == token_counts(reference, EDGE_TEXTS).tolist()
+    assert counts[EDGE_TEXTS.index("a film " * 400)] > MAX_TOKENS  # whole texts, not the window
+
+
 def test_the_served_encoder_is_the_lean_one_for_minilm() -> None:
     assert is_supported(default_encoder_path())
     assert isinstance(query_encoder(default_encoder_path()), BertEncoder)
+
+
+def test_the_cpu_build_encodes_with_the_lean_one_and_a_gpu_build_with_sentence_transformers() -> None:
+    assert isinstance(catalog_encoder(default_encoder_path(), "cpu"), BertEncoder)
+    assert isinstance(catalog_encoder(default_encoder_path(), "meta"), SentenceTransformerEncoder)
 
 
 def test_other_architectures_go_through_sentence_transformers(tmp_path: Path) -> None:
@@ -65,4 +93,5 @@ def test_other_architectures_go_through_sentence_transformers(tmp_path: Path) ->
     pooling.write_text(json.dumps({**config, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
     assert not is_supported(folder)
     assert not isinstance(query_encoder(folder), BertEncoder)  # CLS pooling: sentence-transformers runs it
+    assert isinstance(catalog_encoder(folder, "cpu"), SentenceTransformerEncoder)
     assert not is_supported(tmp_path / "missing")
