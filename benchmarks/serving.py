@@ -2,7 +2,10 @@
 
     python -m benchmarks.serving [--requests 2000]        (after `make up`)
 
-- B2: sequential POSTs to the scoring server's /invocations (one known title, top 10).
+- Floors (benchmarks/floors.py): the same sequential requests to a do-nothing pyfunc under `mlflow models serve`
+  and to a do-nothing FastAPI route: the least each hop costs on this machine.
+- B2: sequential POSTs to the scoring server's /invocations (one known title, top 10): as a user sends them
+  (records as objects) and as the gateway sends them (param format=json, records as JSON text).
 - B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32.
 - B4: the original design (benchmarks/original_design.py, started here on port 8100, logging to the same MLflow
   server), measured the same way right after B3; ratios B3/B4.
@@ -23,6 +26,7 @@ import httpx
 import numpy as np
 
 from benchmarks.common import listening_pid, load, post_bytes, scoring_port, stack_memory, write_result
+from benchmarks.floors import SCORING_PARAMS, floors
 from model.catalog import load_catalog
 
 HOST = "127.0.0.1"
@@ -36,9 +40,11 @@ def titles(n: int) -> list[str]:
     return [chosen[i % len(chosen)] for i in np.random.default_rng(0).permutation(n)]
 
 
-def bodies(names: list[str], scoring: bool) -> list[bytes]:
+def bodies(names: list[str], scoring: bool, params: dict[str, str] | None = None) -> list[bytes]:
     rows = [{"title": t, "top_n": 10} for t in names]
-    return [json.dumps({"inputs": [row]} if scoring else row).encode() for row in rows]
+    if not scoring:
+        return [json.dumps(row).encode() for row in rows]
+    return [json.dumps({"inputs": [row], **({"params": params} if params else {})}).encode() for row in rows]
 
 
 def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[int, ...]) -> dict[str, dict]:
@@ -89,8 +95,11 @@ def main() -> None:
     args = parser.parse_args()
     args.scoring_port = args.scoring_port or scoring_port(args.gateway_port)
     names = titles(args.requests)
-    figures: dict = {}
+    figures: dict = {"floors": floors(args.requests)}
     figures["b2_scoring_server"] = measure(args.scoring_port, "/invocations", bodies(names, True), (1,))["c1"]
+    figures["b2_scoring_server_as_the_gateway_asks"] = measure(
+        args.scoring_port, "/invocations", bodies(names, True, SCORING_PARAMS), (1,)
+    )["c1"]
     gateway_bodies = bodies(names, False)
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
     figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
@@ -109,6 +118,13 @@ def main() -> None:
         "sequential_p99": ratio(b3["c1"]["p99_ms"], b4["c1"]["p99_ms"]),
         "c32_throughput": ratio(b3["c32"]["throughput_rps"], b4["c32"]["throughput_rps"]),
         "c32_p99": ratio(b3["c32"]["p99_ms"], b4["c32"]["p99_ms"]),
+    }
+    figures["ratios_over_floors"] = {
+        "b2_as_the_gateway_asks_p50": ratio(
+            figures["b2_scoring_server_as_the_gateway_asks"]["p50_ms"],
+            figures["floors"]["scoring_hop_do_nothing_pyfunc"]["p50_ms"],
+        ),
+        "b3_sequential_p50": ratio(b3["c1"]["p50_ms"], figures["floors"]["two_hops_p50_ms"]),
     }
     figures["targets"] = {
         "b3_sequential_p50_ms": 2.5,

@@ -1,0 +1,110 @@
+"""The floors under B2 and B3 on this machine: what each hop costs with nothing behind it, measured with the same
+load generator and request bodies as benchmarks/serving.py, sequentially.
+
+    python -m benchmarks.floors [--requests 2000]
+
+- scoring hop: a do-nothing pyfunc (benchmarks/floor_model.py) under `mlflow models serve`, started the way the
+  supervisor starts the recommender (`gateway.supervisor.MLFLOW_MODELS`, uvicorn's access log off).
+- gateway hop: a do-nothing FastAPI POST route (this module's `app`) under uvicorn, as `python -m gateway` runs it.
+The sum of the two p50s is the least a request through the gateway can take here with `mlflow models serve` behind
+it, before either process does any work of its own. Writes benchmarks/results/floors.json when run alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+from benchmarks.common import load, post_bytes, write_result
+from gateway.supervisor import MLFLOW_MODELS, pick_port, stop_group
+
+HOST = "127.0.0.1"
+FLOOR_MODEL = Path(__file__).with_name("floor_model.py")
+QUERY = {"title": "The Matrix", "top_n": 10}
+SCORING_PARAMS = {"mode": "recommend", "format": "json"}
+
+app = FastAPI()
+
+
+@app.post("/movies/recommendations/")
+async def do_nothing(request: Request) -> Response:
+    await request.body()
+    return Response(b'{"recommendations": []}', media_type="application/json")
+
+
+def scoring_hop(requests: int) -> dict[str, Any]:
+    """Sequential p50/p99 of /invocations on a do-nothing pyfunc under `mlflow models serve`."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="floor-model-") as folder:
+        model_dir = Path(folder) / "model"
+        mlflow.pyfunc.save_model(str(model_dir), python_model=str(FLOOR_MODEL), input_example=([QUERY], SCORING_PARAMS))
+        port = pick_port(HOST, 0)
+        command = [*MLFLOW_MODELS, "serve", "-m", str(model_dir), "--env-manager", "local", "--port", str(port)]
+        body = json.dumps({"inputs": [QUERY], "params": SCORING_PARAMS}).encode()
+        return _measure(command, port, "/invocations", body, requests)
+
+
+def gateway_hop(requests: int) -> dict[str, Any]:
+    """Sequential p50/p99 of a do-nothing FastAPI POST route under uvicorn."""
+    port = pick_port(HOST, 0)
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.floors:app", "--port", str(port), "--no-access-log"]
+    return _measure(command, port, "/movies/recommendations/", json.dumps(QUERY).encode(), requests)
+
+
+def _measure(command: list[str], port: int, path: str, body: bytes, requests: int) -> dict[str, Any]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env["UVICORN_ACCESS_LOG"] = "false"
+    popen = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not _answers(port, path, body):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{' '.join(command)} did not start (exit code {popen.poll()})")
+            time.sleep(0.2)
+        request = post_bytes(HOST, port, path, body)
+        load(HOST, port, [request] * 200, 1)  # warm-up
+        return load(HOST, port, [request] * requests, 1)
+    finally:
+        stop_group(popen.pid, 15.0, reap=popen.poll)
+
+
+def _answers(port: int, path: str, body: bytes) -> bool:
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def floors(requests: int) -> dict[str, Any]:
+    scoring, gateway = scoring_hop(requests), gateway_hop(requests)
+    return {
+        "scoring_hop_do_nothing_pyfunc": scoring,
+        "gateway_hop_do_nothing_fastapi": gateway,
+        "two_hops_p50_ms": round(scoring["p50_ms"] + gateway["p50_ms"], 3),
+        "two_hops_p99_ms": round(scoring["p99_ms"] + gateway["p99_ms"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    write_result("floors", floors(parser.parse_args().requests))
+
+
+if __name__ == "__main__":
+    main()
