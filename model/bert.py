@@ -4,9 +4,9 @@ and the CPU build's catalog encoder.
 `import sentence_transformers` brings in transformers, scikit-learn and scipy: about 9 s of CPU on this 2-core
 machine, paid by every scoring server that starts (a promotion, a rollback, a restart), while the old server is
 still answering traffic, and by every CPU build that encodes a few changed films. The model itself is small: a
-BERT encoder, mean pooling over the tokens, L2 normalisation. This module reads the same saved folder and runs that forward pass with torch directly (about 2 s
-to load). It knows that one architecture only (`is_supported`); anything else goes through sentence-transformers.
-tests/model/test_bert.py checks that both give the same vectors.
+BERT encoder, mean pooling over the tokens, L2 normalisation. This module reads the same saved folder and runs
+that forward pass with torch directly (about 2 s to load). It knows that one architecture only (`is_supported`);
+anything else goes through sentence-transformers. tests/model/test_bert.py checks that both give the same vectors.
 """
 
 from __future__ import annotations
