@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -63,26 +63,14 @@ def encode(
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def query_encoder(path: str | Path) -> Callable[[Sequence[str]], np.ndarray]:
-    """The served model's encoder of free texts: the lean torch path (`model.bert`, seconds less to load) when it
-    reproduces the saved model, else sentence-transformers. Runs on the CPU, like the scoring server."""
-    from model import bert
-
-    if bert.is_supported(path):
-        return bert.BertEncoder(path, MAX_TOKENS)
-    logger.info("the encoder at %s is not one model.bert reproduces: loading it with sentence-transformers", path)
-    encoder = load_encoder(path, device="cpu")
-    return lambda texts: encode(encoder, texts)
-
-
 def token_counts(encoder: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
     """Word pieces per text as the encoder's tokenizer counts them, special tokens included."""
     encoded = encoder.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
     return np.array([len(ids) for ids in encoded], dtype=np.int64)
 
 
-class CatalogEncoder(Protocol):
-    """What the build needs of an encoder: vectors and whole-text token counts."""
+class TextEncoder(Protocol):
+    """Texts → normalised vectors; and whole-text token counts (what the build logs)."""
 
     def __call__(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
@@ -90,7 +78,7 @@ class CatalogEncoder(Protocol):
 
 
 class SentenceTransformerEncoder:
-    """A loaded SentenceTransformer behind the CatalogEncoder interface."""
+    """A loaded SentenceTransformer behind the TextEncoder interface."""
 
     def __init__(self, encoder: SentenceTransformer) -> None:
         self.encoder = encoder
@@ -102,13 +90,16 @@ class SentenceTransformerEncoder:
         return token_counts(self.encoder, texts)
 
 
-def catalog_encoder(path: str | Path, device: str) -> CatalogEncoder:
-    """The build's encoder of movie texts. On the CPU, `model.bert`'s lean forward pass when it reproduces the saved
-    model: the same vectors as sentence-transformers (within 1e-5, tests/model/test_bert.py; the embedding cache
-    serves either's vectors) without importing it, which costs about 7 s, most of a rebuild that encodes a few
-    changed films. On a GPU, and for any other architecture, sentence-transformers."""
+def text_encoder(path: str | Path, device: str = "cpu") -> TextEncoder:
+    """The encoder of texts, for the served model's free-text queries (CPU) and the build's movie texts.
+
+    On the CPU, `model.bert`'s lean forward pass when it reproduces the saved model: the same vectors as
+    sentence-transformers (within 1e-5, tests/model/test_bert.py; the embedding cache serves either's) without
+    importing sentence-transformers, about 7 s of CPU that every starting scoring server and every rebuild of a few
+    changed films would pay. On a GPU, and for any other architecture, sentence-transformers."""
     from model import bert
 
     if device == "cpu" and bert.is_supported(path):
         return bert.BertEncoder(path, MAX_TOKENS)
+    logger.info("encoding with sentence-transformers on %s (%s)", device, path)
     return SentenceTransformerEncoder(load_encoder(path, device=device))

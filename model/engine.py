@@ -161,9 +161,9 @@ class Recommender:
         neighbours = load_neighbours(paths[NEIGHBOURS]) if NEIGHBOURS in paths else None
 
         def load_encoder() -> Encode:
-            from model.encoder import query_encoder
+            from model.encoder import text_encoder
 
-            return query_encoder(encoder_dir)
+            return text_encoder(encoder_dir)
 
         ranking = Ranking.from_config(config)
         return cls(movies, index, people, ranking, info=config, encoder=load_encoder, neighbours=neighbours)

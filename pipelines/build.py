@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 import model
 from model.artifacts import code_digest, save_artifacts
 from model.catalog import CatalogError, limit_catalog, load_catalog
-from model.encoder import ENCODER_NAME, MAX_TOKENS, catalog_encoder, default_encoder_path, pick_device
+from model.encoder import ENCODER_NAME, MAX_TOKENS, default_encoder_path, pick_device, text_encoder
 from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
@@ -199,7 +199,7 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     device = "none (all cached)"
     if missing:
         device = config.device or pick_device()  # imports torch (about 2 s): only when something is encoded
-        encoder = catalog_encoder(encoder_dir, device)
+        encoder = text_encoder(encoder_dir, device)
         mlflow.set_tag("encode_implementation", type(encoder).__name__)
         todo = [texts[i] for i in missing]
         started = time.perf_counter()

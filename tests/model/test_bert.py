@@ -14,11 +14,10 @@ from model.bert import BertEncoder, is_supported
 from model.encoder import (
     MAX_TOKENS,
     SentenceTransformerEncoder,
-    catalog_encoder,
     default_encoder_path,
     encode,
     load_encoder,
-    query_encoder,
+    text_encoder,
     token_counts,
 )
 from model.text import movie_texts
@@ -75,14 +74,10 @@ def test_token_counts_match_sentence_transformers(reference: object, lean: BertE
     assert counts[EDGE_TEXTS.index("a film " * 400)] > MAX_TOKENS  # whole texts, not the window
 
 
-def test_the_served_encoder_is_the_lean_one_for_minilm() -> None:
+def test_minilm_on_the_cpu_is_the_lean_encoder_and_on_another_device_sentence_transformers() -> None:
     assert is_supported(default_encoder_path())
-    assert isinstance(query_encoder(default_encoder_path()), BertEncoder)
-
-
-def test_the_cpu_build_encodes_with_the_lean_one_and_a_gpu_build_with_sentence_transformers() -> None:
-    assert isinstance(catalog_encoder(default_encoder_path(), "cpu"), BertEncoder)
-    assert isinstance(catalog_encoder(default_encoder_path(), "meta"), SentenceTransformerEncoder)
+    assert isinstance(text_encoder(default_encoder_path()), BertEncoder)  # the served model's and CPU builds'
+    assert isinstance(text_encoder(default_encoder_path(), "meta"), SentenceTransformerEncoder)  # as on a GPU
 
 
 def test_other_architectures_go_through_sentence_transformers(tmp_path: Path) -> None:
@@ -92,6 +87,5 @@ def test_other_architectures_go_through_sentence_transformers(tmp_path: Path) ->
     config = json.loads(pooling.read_text())
     pooling.write_text(json.dumps({**config, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
     assert not is_supported(folder)
-    assert not isinstance(query_encoder(folder), BertEncoder)  # CLS pooling: sentence-transformers runs it
-    assert isinstance(catalog_encoder(folder, "cpu"), SentenceTransformerEncoder)
+    assert isinstance(text_encoder(folder), SentenceTransformerEncoder)  # CLS pooling: sentence-transformers runs it
     assert not is_supported(tmp_path / "missing")
