@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 INVOCATIONS = "/invocations"
 PING = "/ping"
+RECORDS_AS_TEXT = {"format": "json"}  # the model param that answers each record as its JSON text
 
 
 @dataclass
@@ -88,7 +89,7 @@ class ScoringClient:
 
     async def _one(self, row: dict[str, Any], mode: str) -> Scored:
         backend = self.backend
-        record = await invoke_one(backend.upstream, row, mode, backend)
+        record = await invoke_one(backend, row, mode)
         if backend.identity.version is None and not backend.pinned and self._refreshing is None:
             # Started before the scoring server (or the registry) was ready: learn the version in the background.
             self._refreshing = asyncio.create_task(self.refresh_identity())
@@ -113,7 +114,7 @@ class ScoringClient:
         if backend.pinned:
             return backend.identity
         try:
-            info = await invoke_one(backend.upstream, {}, "info", backend)
+            info = await invoke_one(backend, {}, "info")
         except Exception as error:  # noqa: BLE001 - identity is best effort; requests are unaffected
             logger.warning("could not ask the scoring server which model it serves: %s", error)
             return backend.identity
@@ -134,22 +135,19 @@ class ScoringClient:
         return max((v.version for v in versions), key=int, default=None)
 
 
-async def invoke_one(
-    upstream: UpstreamPool, row: dict[str, Any], mode: str, backend: Backend | None = None
-) -> dict[str, Any]:
-    """POST one query row to /invocations with param `mode`; the one record the model answers.
-
-    With a `backend` whose model takes param `format`, the record comes back as its JSON text and is parsed here."""
-    as_text = backend is not None and backend.records_as_text
-    params = {"mode": mode, "format": "json"} if as_text else {"mode": mode}
-    predictions = await invoke(upstream, {"inputs": [row], "params": params})
+async def invoke_one(backend: Backend, row: dict[str, Any], mode: str) -> dict[str, Any]:
+    """POST one query row to the backend's /invocations with param `mode`; the one record the model answers (asked
+    for as JSON text, and parsed here, while the backend's model takes param `format`)."""
+    as_text = backend.records_as_text
+    params = {"mode": mode, **RECORDS_AS_TEXT} if as_text else {"mode": mode}
+    predictions = await invoke(backend.upstream, {"inputs": [row], "params": params})
     record = predictions[0] if isinstance(predictions, list) and len(predictions) == 1 else None
     if isinstance(record, str):
         try:
             record = orjson.loads(record)
         except orjson.JSONDecodeError:
             record = None
-    elif isinstance(record, dict) and as_text and backend is not None:
+    elif isinstance(record, dict) and as_text:
         logger.info("the served model answers records as objects (it predates param `format`): not asking again")
         backend.records_as_text = False
     if not isinstance(record, dict):

@@ -26,7 +26,6 @@ from typing import Any
 
 import faiss
 import mlflow
-import numpy as np
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from model.engine import Recommender
@@ -51,7 +50,7 @@ class MovieRecommender(PythonModel):
             return [{"status": STATUS_INVALID, "reason": UNKNOWN_FORMAT} for _ in model_input]
         records = self._records(model_input, params.get("mode") or "recommend")
         if output == "json":
-            return [json.dumps(record, ensure_ascii=False, default=_plain) for record in records]
+            return [json.dumps(record, ensure_ascii=False) for record in records]
         return records
 
     def _records(self, model_input: list[Query], mode: str) -> list[dict[str, Any]]:
@@ -70,13 +69,6 @@ class MovieRecommender(PythonModel):
         weights = self.recommender.ranking.as_dict()
         info = {key: value for key, value in self.recommender.info.items() if key not in weights}
         return {"status": "ok", **info, "ranking": weights, "n_films": len(self.recommender.movies)}
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars and arrays as the JSON the scoring server's own encoder would write for them."""
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 mlflow.models.set_model(MovieRecommender())

@@ -36,7 +36,7 @@ def exchange(answer: Any, n: int = 3) -> tuple[list[dict[str, Any]], list[dict[s
         server = await asyncio.start_server(handler, "127.0.0.1", 0)
         backend = Backend(UpstreamPool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"))
         try:
-            records = [await invoke_one(backend.upstream, {"title": "x"}, "recommend", backend) for _ in range(n)]
+            records = [await invoke_one(backend, {"title": "x"}, "recommend") for _ in range(n)]
             return records, backend
         finally:
             await backend.upstream.close()
