@@ -6,9 +6,12 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,42 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({name: figures}, indent=2))
     return path
+
+
+@contextmanager
+def detached(command: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` in a session of its own, output discarded, with the venv's bin/ on PATH (`mlflow models serve` execs
+    uvicorn through bash) and uvicorn's access log off; its whole process group is stopped on the way out."""
+    from gateway.supervisor import stop_group
+
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    full_env = {**os.environ, "PATH": path, "UVICORN_ACCESS_LOG": "false", **(env or {})}
+    popen = subprocess.Popen(
+        list(command), env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        yield popen
+    finally:
+        stop_group(popen.pid, 15.0, reap=popen.poll)
+
+
+def wait_for(ready: Callable[[], bool], popen: subprocess.Popen[bytes], limit_s: float = 180) -> None:
+    """Poll `ready` until it holds; SystemExit when the process exits or `limit_s` passes first."""
+    deadline = time.monotonic() + limit_s
+    while not ready():
+        if popen.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{' '.join(map(str, popen.args))} did not start (exit code {popen.poll()})")
+        time.sleep(0.1)
+
+
+def answers(url: str, body: bytes | None = None) -> bool:
+    """Whether `url` answers 200 now (a GET, or a JSON POST of `body`)."""
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body is not None else {})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def rss_mb(pid: int, children: bool = True) -> float:

@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from benchmarks.common import load, post_bytes, write_result
-from gateway.supervisor import MLFLOW_MODELS, pick_port, stop_group
+from benchmarks.common import answers, detached, load, post_bytes, wait_for, write_result
+from gateway.scoring import RECORDS_AS_TEXT
+from gateway.supervisor import MLFLOW_MODELS, pick_port
 
 HOST = "127.0.0.1"
 FLOOR_MODEL = Path(__file__).with_name("floor_model.py")
 QUERY = {"title": "The Matrix", "top_n": 10}
-SCORING_PARAMS = {"mode": "recommend", "format": "json"}
+SCORING_PARAMS = {"mode": "recommend", **RECORDS_AS_TEXT}  # what the gateway sends
 
 app = FastAPI()
 
@@ -63,31 +60,11 @@ def gateway_hop(requests: int) -> dict[str, Any]:
 
 
 def _measure(command: list[str], port: int, path: str, body: bytes, requests: int) -> dict[str, Any]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env["UVICORN_ACCESS_LOG"] = "false"
-    popen = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while not _answers(port, path, body):
-            if popen.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{' '.join(command)} did not start (exit code {popen.poll()})")
-            time.sleep(0.2)
+    with detached(command) as popen:
+        wait_for(lambda: answers(f"http://{HOST}:{port}{path}", body), popen)
         request = post_bytes(HOST, port, path, body)
         load(HOST, port, [request] * 200, 1)  # warm-up
         return load(HOST, port, [request] * requests, 1)
-    finally:
-        stop_group(popen.pid, 15.0, reap=popen.poll)
-
-
-def _answers(port: int, path: str, body: bytes) -> bool:
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", body, {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def floors(requests: int) -> dict[str, Any]:

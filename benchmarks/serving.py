@@ -6,7 +6,9 @@
   and to a do-nothing FastAPI route: the least each hop costs on this machine.
 - B2: sequential POSTs to the scoring server's /invocations (one known title, top 10): as a user sends them
   (records as objects) and as the gateway sends them (param format=json, records as JSON text).
-- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32.
+- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32. Before it, a second
+  gateway (`python -m gateway`, GATEWAY_REQUEST_LOG=false) in front of the same scoring server, sequential: what
+  the request log costs.
 - B4: the original design (benchmarks/original_design.py, started here on port 8100, logging to the same MLflow
   server), measured the same way right after B3; ratios B3/B4.
 - Memory: resident memory of the scoring server and the gateway after 1,000 and after 10,000 gateway requests.
@@ -25,8 +27,19 @@ import time
 import httpx
 import numpy as np
 
-from benchmarks.common import listening_pid, load, post_bytes, scoring_port, stack_memory, write_result
+from benchmarks.common import (
+    answers,
+    detached,
+    listening_pid,
+    load,
+    post_bytes,
+    scoring_port,
+    stack_memory,
+    wait_for,
+    write_result,
+)
 from benchmarks.floors import SCORING_PARAMS, floors
+from gateway.supervisor import pick_port
 from model.catalog import load_catalog
 
 HOST = "127.0.0.1"
@@ -51,6 +64,15 @@ def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[in
     requests = [post_bytes(HOST, port, path, body) for body in payloads]
     load(HOST, port, requests[:100], 1)  # warm-up
     return {f"c{c}": load(HOST, port, requests, c) for c in concurrencies}
+
+
+def without_request_log(scoring: int, payloads: list[bytes]) -> dict:
+    """Sequential figures of a second gateway with the request log off, in front of the same scoring server."""
+    port = pick_port(HOST, 0)
+    env = {"GATEWAY_PORT": str(port), "GATEWAY_SCORING_URL": f"http://{HOST}:{scoring}", "GATEWAY_REQUEST_LOG": "false"}
+    with detached([sys.executable, "-m", "gateway"], env) as popen:
+        wait_for(lambda: answers(f"http://{HOST}:{port}/ready"), popen)
+        return measure(port, "/movies/recommendations/", payloads, (1,))["c1"]
 
 
 def start_original(port: int, tracking_uri: str | None = None) -> subprocess.Popen[bytes]:
@@ -101,6 +123,7 @@ def main() -> None:
         args.scoring_port, "/invocations", bodies(names, True, SCORING_PARAMS), (1,)
     )["c1"]
     gateway_bodies = bodies(names, False)
+    figures["b3_gateway_request_log_off"] = without_request_log(args.scoring_port, gateway_bodies)
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
     figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
     figures["b4_request_tracking_uri"] = args.original_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -126,6 +149,9 @@ def main() -> None:
         ),
         "b3_sequential_p50": ratio(b3["c1"]["p50_ms"], figures["floors"]["two_hops_p50_ms"]),
     }
+    figures["request_log_cost_sequential_p50_ms"] = round(
+        b3["c1"]["p50_ms"] - figures["b3_gateway_request_log_off"]["p50_ms"], 3
+    )
     figures["targets"] = {
         "b3_sequential_p50_ms": 2.5,
         "b3_sequential_p99_ms": 6.0,

@@ -24,8 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import descendants, summary, write_result
-from gateway.supervisor import MLFLOW_MODELS, pick_port, stop_group
+from benchmarks.common import answers, descendants, detached, summary, wait_for, write_result
+from gateway.supervisor import MLFLOW_MODELS, pick_port
 
 TEXT = "space adventure with robots"
 ENCODER_PROBE = """
@@ -75,18 +75,10 @@ def server_start(model_dir: Path, entry: tuple[str, ...]) -> dict[str, Any]:
     """Start a scoring server of `model_dir` with `entry` + `serve ...`; the seconds and CPU it took."""
     port = pick_port("127.0.0.1", 0)
     command = [*entry, "serve", "-m", str(model_dir), "--env-manager", "local", "--port", str(port)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env["UVICORN_ACCESS_LOG"] = "false"
     began = time.monotonic()
-    popen = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        while not _answers(f"{base}/ping"):
-            if popen.poll() is not None:
-                raise SystemExit(f"{' '.join(command)} exited with {popen.returncode}")
-            time.sleep(0.1)
+    with detached(command) as popen:
+        wait_for(lambda: answers(f"{base}/ping"), popen)
         ping_s = time.monotonic() - began
         body = json.dumps({"inputs": [{"query": TEXT, "top_n": 5}], "params": {"mode": "recommend"}}).encode()
         request = urllib.request.Request(f"{base}/invocations", body, {"Content-Type": "application/json"})
@@ -99,16 +91,6 @@ def server_start(model_dir: Path, entry: tuple[str, ...]) -> dict[str, Any]:
             "leader_cpu_s": round(cpu_s(popen.pid), 2),
             "uvicorn_cpu_s": round(sum(cpu_s(child) for child in children), 2),
         }
-    finally:
-        stop_group(popen.pid, 15.0, reap=popen.poll)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def newest_copy() -> Path:
