@@ -1,19 +1,31 @@
 """Precomputed neighbours: each film's best `k` recommendations as a single-film query, computed at build time.
 
 A request for one known title (no filters, no free text, no dislikes, no diversity, `offset + top_n <= k`) is then
-a lookup instead of a search. The lists are computed the way `Recommender` ranks a one-film query: FAISS retrieves
-the `ranking.pool` nearest films (one batched search per chunk of films), the blend re-ranks them, ties go to the
-lower id. Beyond the first `k`, and for every other kind of request, ranking stays live; the two agree up to
-float32 rounding of near-equal scores.
+a lookup instead of a search. The lists are computed the way `Recommender` ranks a one-film query: the
+`ranking.pool` films nearest by embedding (the query film left out), re-ranked by the blend, ties to the lower id.
+Beyond the first `k`, and for every other kind of request, ranking stays live; the two agree up to float32
+rounding of near-equal scores.
+
+Two steps, so that a rebuild redoes only what changed:
+1. Dense pools (`dense_pools`): each film's nearest films by inner product, a little deeper than the ranking's
+   pool. FAISS finds them in batches; given the previous build's pools, a film whose vector did not change keeps
+   its pool, minus films that changed or left, plus changed and added films that come closer than its pool's
+   farthest member — the same films a full search would find — and only the rest are searched.
+2. The blend (`precompute_neighbours`): every film's pool re-ranked with shared people, prior and era. This runs
+   for every film on every build: the people weights (idf) and the prior are catalog-wide, so one added film can
+   move every score a little.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
+from scipy import sparse
 
 if TYPE_CHECKING:
     from model.engine import Recommender
@@ -21,58 +33,233 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_K = 100
+POOL_MARGIN = 64  # pools are kept this much deeper than the ranking needs, so films leaving one rarely empty it
+MAX_FRESH_SHARE = 0.25  # above this share of changed or added films, searching every film again is cheaper
+
+
+@dataclass(frozen=True)
+class DensePools:
+    """Each film's nearest films by inner product (itself included), for one catalog in row order.
+
+    `rows[i]` and `sims[i]` are catalog rows and their inner products with film i, unordered, padded with -1 and
+    -inf. A pool is exact: it holds every film nearer than its farthest member (all films when it has them all).
+    `keys` fingerprint each film's vector, so the next build can tell which films kept theirs.
+    """
+
+    ids: np.ndarray  # int64 (n,) catalog ids
+    keys: np.ndarray  # uint64 (n,) digests of the vectors
+    rows: np.ndarray  # int32 (n, depth)
+    sims: np.ndarray  # float32 (n, depth)
+
+
+def vector_keys(vectors: np.ndarray) -> np.ndarray:
+    """A 64-bit digest of each row's bytes: equal keys mean, for all practical purposes, an unchanged vector."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in vectors)
+    return np.frombuffer(digests, dtype=np.uint64).copy()
+
+
+def dense_pools(
+    recommender: Recommender, depth: int, previous: DensePools | None = None, chunk: int = 512
+) -> tuple[DensePools, int]:
+    """Pools of `depth` films (fewer in a smaller catalog) for every film, and how many were carried over from
+    `previous` instead of searched."""
+    ids, vectors = recommender._ids, recommender._vectors
+    n = len(ids)
+    depth = min(depth, n)
+    need = min(recommender.ranking.pool + 1, n)  # what the blend takes from a pool
+    keys = vector_keys(vectors)
+    rows = np.full((n, depth), -1, dtype=np.int32)
+    sims = np.full((n, depth), -np.inf, dtype=np.float32)
+    carried = np.zeros(n, dtype=bool)
+    if previous is not None and len(previous.ids) and n:
+        carried = _carry_over(previous, ids, keys, vectors, need, rows, sims)
+    todo = np.flatnonzero(~carried)
+    flat = faiss.downcast_index(recommender.index.index)  # answers vector positions: rows are one gather away
+    for start in range(0, len(todo), chunk):
+        queries = todo[start : start + chunk]
+        found_sims, found = flat.search(np.ascontiguousarray(vectors[queries]), depth)
+        rows[queries] = np.where(found >= 0, recommender._row_of_vector[np.maximum(found, 0)], -1)
+        sims[queries] = np.where(found >= 0, found_sims, -np.inf)
+    return DensePools(ids.astype(np.int64), keys, rows, sims), int(carried.sum())
+
+
+def _carry_over(
+    previous: DensePools,
+    ids: np.ndarray,
+    keys: np.ndarray,
+    vectors: np.ndarray,
+    need: int,
+    rows: np.ndarray,
+    sims: np.ndarray,
+    chunk: int = 2048,
+) -> np.ndarray:
+    """Fill the pools of films whose id and vector are unchanged since `previous` and whose pool stays exact and
+    at least `need` deep; returns which films were filled."""
+    n, depth = rows.shape
+    order = np.argsort(previous.ids, kind="stable")
+    slots = np.clip(np.searchsorted(previous.ids[order], ids), 0, len(order) - 1)
+    before = order[slots]  # previous row of each film, where the same id and vector were there
+    same = (previous.ids[before] == ids) & (previous.keys[before] == keys)
+    fresh = np.flatnonzero(~same)
+    filled = np.zeros(n, dtype=bool)
+    if len(fresh) > MAX_FRESH_SHARE * n:
+        return filled
+    now = np.full(len(previous.ids), -1, dtype=np.int64)  # row in this catalog of each previous film kept
+    now[before[same]] = np.flatnonzero(same)
+    fresh_vectors = vectors[fresh].T
+    kept = np.flatnonzero(same)
+    for start in range(0, len(kept), chunk):
+        films = kept[start : start + chunk]
+        old = previous.rows[before[films]]
+        old_sims = previous.sims[before[films]]
+        known = old >= 0
+        # Beyond its farthest member a pool knows nothing: a fresh film counts only if it comes nearer than that,
+        # unless the pool held every film of the previous catalog.
+        whole = known.sum(axis=1) == len(previous.ids)
+        horizon = np.where(whole, -np.inf, np.where(known, old_sims, np.inf).min(axis=1))
+        mapped = np.where(known, now[np.maximum(old, 0)], -1)
+        candidate_rows = np.concatenate([mapped, np.broadcast_to(fresh, (len(films), len(fresh)))], axis=1)
+        candidate_sims = np.concatenate(
+            [np.where(mapped >= 0, old_sims, -np.inf), vectors[films] @ fresh_vectors], axis=1
+        ).astype(np.float32)
+        candidate_sims[:, old.shape[1] :][candidate_sims[:, old.shape[1] :] < horizon[:, None]] = -np.inf
+        if candidate_sims.shape[1] > depth:
+            top = np.argpartition(-candidate_sims, depth - 1, axis=1)[:, :depth]
+            candidate_rows = np.take_along_axis(candidate_rows, top, axis=1)
+            candidate_sims = np.take_along_axis(candidate_sims, top, axis=1)
+        width = candidate_sims.shape[1]
+        valid = np.isfinite(candidate_sims)
+        ok = valid.sum(axis=1) >= need
+        rows[films[ok], :width] = np.where(valid[ok], candidate_rows[ok], -1)
+        sims[films[ok], :width] = np.where(valid[ok], candidate_sims[ok], -np.inf)
+        filled[films[ok]] = True
+    return filled
 
 
 def precompute_neighbours(
-    recommender: Recommender, k: int = DEFAULT_K, chunk: int = 512
+    recommender: Recommender, k: int = DEFAULT_K, pools: DensePools | None = None, chunk: int = 512
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(rows int32 (n, k), scores float32 (n, k)) per catalog row, best first; -1 / -inf pad short catalogs."""
+    """(rows int32 (n, k), scores float32 (n, k)) per catalog row, best first; -1 / -inf pad short catalogs.
+    `pools` (from `dense_pools`) saves searching them again."""
     n = len(recommender.movies)
     k = min(k, n - 1)
     rows_out = np.full((n, max(k, 0)), -1, dtype=np.int32)
     scores_out = np.full((n, max(k, 0)), -np.inf, dtype=np.float32)
     if k <= 0:
         return rows_out, scores_out
+    if pools is None:
+        pools, _ = dense_pools(recommender, recommender.ranking.pool + 1, chunk=chunk)
+    shared = SharedPeople(recommender._people)
     for start in range(0, n, chunk):
         queries = np.arange(start, min(start + chunk, n))
-        _fill(recommender, queries, k, rows_out, scores_out)
+        _fill(recommender, shared, queries, pools.rows[queries], pools.sims[queries], k, rows_out, scores_out)
     return rows_out, scores_out
 
 
-def _fill(recommender: Recommender, queries: np.ndarray, k: int, rows_out: np.ndarray, scores_out: np.ndarray) -> None:
-    """One chunk, vectorised: FAISS pool per query (the query film dropped), blend, top `k` by (score, id)."""
+class SharedPeople:
+    """Inner products of films' people rows, for a few films against their pools.
+
+    A sparse product is cheap for names (most films share none with most others) but nearly dense for genres and
+    the like, which a few thousand films share: columns held by more than `HEAVY_SHARE` of the films go through a
+    dense matrix product, the rest through a sparse one read at the pool's positions. The sum is the same."""
+
+    HEAVY_SHARE = 0.01
+    MAX_HEAVY = 256
+
+    def __init__(self, people: sparse.csr_matrix) -> None:
+        counts = np.diff(people.tocsc().indptr)
+        heavy = np.flatnonzero(counts > self.HEAVY_SHARE * people.shape[0])
+        heavy = heavy[np.argsort(-counts[heavy], kind="stable")[: self.MAX_HEAVY]]
+        light = np.setdiff1d(np.arange(people.shape[1]), heavy)
+        self._heavy = people[:, heavy].toarray()
+        self._light = people[:, light].tocsr()
+        self._light_t = self._light.T.tocsr()
+
+    def __call__(self, queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """(len(queries), pool width): query film i's people row times that of film `pool[i, j]`."""
+        products = self._heavy[queries] @ self._heavy.T  # dense (len(queries), n_films)
+        light = (self._light[queries] @ self._light_t).tocoo()
+        products[light.row, light.col] += light.data  # a sparse product holds each position once
+        return np.take_along_axis(products, pool, axis=1).astype(np.float64)
+
+
+def _fill(
+    recommender: Recommender,
+    shared: SharedPeople,
+    queries: np.ndarray,
+    pool: np.ndarray,
+    similarity: np.ndarray,
+    k: int,
+    rows_out: np.ndarray,
+    scores_out: np.ndarray,
+) -> None:
+    """One chunk, vectorised: the nearest `ranking.pool + 1` of each pool, the query film dropped, blend, top `k`
+    by (score, id)."""
     ranking = recommender.ranking
-    vectors, people, ids = recommender._vectors, recommender._people, recommender._ids
-    pool_size = min(ranking.pool + 1, recommender.index.ntotal)
-    # The flat index inside the id map answers with vector positions: mapping them to rows is one gather.
-    flat = faiss.downcast_index(recommender.index.index)
-    dense, found = flat.search(np.ascontiguousarray(vectors[queries]), pool_size)
-    pool = np.where(found >= 0, recommender._row_of_vector[np.maximum(found, 0)], -1)
-    # Drop the query film itself (or, when FAISS did not return it, the last and farthest film).
+    people, ids = recommender._people, recommender._ids
+    need = min(ranking.pool + 1, len(ids))
+    if pool.shape[1] > need:
+        nearest = _nearest(similarity, pool, need)
+        pool, similarity = np.take_along_axis(pool, nearest, axis=1), np.take_along_axis(similarity, nearest, axis=1)
+    # Drop the query film itself (or, where the pool lacks it, the farthest film): exactly one per row.
     drop = pool == queries[:, None]
-    drop[~drop.any(axis=1), -1] = True
-    kept = np.argsort(drop, axis=1, kind="stable")[:, : pool_size - 1]
-    pool = np.take_along_axis(pool, kept, axis=1)
-    similarity = np.take_along_axis(dense, kept, axis=1).astype(np.float64)
+    lacking = ~drop.any(axis=1)
+    drop[lacking, np.argmin(similarity[lacking], axis=1)] = True
+    pool = pool[~drop].reshape(len(queries), -1)
+    similarity = similarity[~drop].reshape(len(queries), -1).astype(np.float64)
     valid = pool >= 0
     safe = np.where(valid, pool, 0)
     has_people = (np.diff(people.indptr)[queries] > 0)[:, None]
     weight = np.where(has_people, ranking.dense_weight, 1.0)
     score = weight * similarity
     if ranking.dense_weight < 1:
-        shared = (people[queries] @ people.T).toarray()
-        score += np.where(has_people, (1 - weight) * np.take_along_axis(shared, safe, axis=1), 0.0)
+        score += np.where(has_people, (1 - weight) * shared(queries, safe), 0.0)
     score += ranking.prior_weight * recommender._prior[safe]
     if ranking.era_weight:
         years = recommender._years
         gap = np.abs(years[safe] - years[queries][:, None]) / 10
         score -= ranking.era_weight * np.nan_to_num(gap, nan=0.0)
     score = np.where(valid, score, -np.inf)
-    order = np.lexsort((np.where(valid, ids[safe], np.iinfo(np.int64).max), -score), axis=-1)[:, :k]
+    order = _top(score, np.where(valid, ids[safe], np.iinfo(np.int64).max), k)
     rows_out[queries, : order.shape[1]] = np.where(
         np.take_along_axis(valid, order, axis=1), np.take_along_axis(pool, order, axis=1), -1
     )
     scores_out[queries, : order.shape[1]] = np.take_along_axis(score, order, axis=1)
+
+
+def _nearest(similarity: np.ndarray, rows: np.ndarray, need: int) -> np.ndarray:
+    """Positions of each row's `need` largest similarities, unordered. A tie across the cut (films with equal
+    vectors) goes to the lower catalog row: FAISS leaves it unspecified, and a full build and a rebuild must agree."""
+    part = np.argpartition(-similarity, (need - 1, need), axis=1)
+    cut = np.take_along_axis(similarity, part[:, need - 1 : need + 1], axis=1)
+    nearest = part[:, :need]
+    tied = np.flatnonzero(cut[:, 0] == cut[:, 1])
+    if len(tied):
+        order = np.where(rows[tied] >= 0, rows[tied], np.iinfo(np.int32).max)
+        nearest[tied] = np.lexsort((order, -similarity[tied]), axis=-1)[:, :need]
+    return nearest
+
+
+def _top(score: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each row's `k` best by score, ties to the lower id, best first. Sorts a short list per row
+    found by partition, and the whole row only where ties straddle that list's end."""
+    width = score.shape[1]
+    short = k + 32
+    if width <= short:
+        return np.lexsort((ids, -score), axis=-1)[:, :k]
+    part = np.argpartition(-score, short, axis=1)
+    candidates = part[:, :short]
+    outside_best = np.take_along_axis(score, part[:, short : short + 1], axis=1)[:, 0]  # best score left out
+    order = np.lexsort(
+        (np.take_along_axis(ids, candidates, axis=1), -np.take_along_axis(score, candidates, axis=1)), axis=-1
+    )[:, :k]
+    order = np.take_along_axis(candidates, order, axis=1)
+    last_kept = np.take_along_axis(score, order[:, -1:], axis=1)[:, 0]
+    unsure = np.flatnonzero(last_kept <= outside_best)
+    if len(unsure):
+        order[unsure] = np.lexsort((ids[unsure], -score[unsure]), axis=-1)[:, :k]
+    return order
 
 
 def load_neighbours(path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -36,13 +36,13 @@ from model.encoder import ENCODER_NAME, MAX_TOKENS, default_encoder_path, pick_d
 from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
-from model.neighbours import precompute_neighbours
+from model.neighbours import POOL_MARGIN, dense_pools, precompute_neighbours
 from model.people import people_matrix
 from model.prior import notability_prior
 from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query, model_signature
 from model.text import TextConfig, movie_texts, rank_cast
 from pipelines.cache import DEFAULT_FOLDER as DEFAULT_CACHE
-from pipelines.cache import EmbeddingCache, digest, folder_digest
+from pipelines.cache import EmbeddingCache, digest, folder_digest, load_pools, save_pools
 from pipelines.cache import load_neighbours as load_cached_neighbours
 from pipelines.cache import save_neighbours as save_cached_neighbours
 from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
@@ -236,7 +236,11 @@ def _neighbours(recommender: Recommender, cache: Path | None) -> tuple[np.ndarra
     if cached is not None:
         return cached
     faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))  # one batched search per chunk: use every core
-    rows, scores = precompute_neighbours(recommender, NEIGHBOURS_K)
+    depth = recommender.ranking.pool + 1 + POOL_MARGIN
+    pools, carried = dense_pools(recommender, depth, previous=load_pools(cache))
+    mlflow.log_metric("dense_pools_carried_over", carried)
+    save_pools(cache, pools)
+    rows, scores = precompute_neighbours(recommender, NEIGHBOURS_K, pools)
     save_cached_neighbours(cache, key, rows, scores)
     return rows, scores
 

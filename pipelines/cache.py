@@ -4,6 +4,8 @@
   digest (a hash of the encoder's files and settings): a changed encoder starts an empty cache.
 - Neighbour lists: keyed by a digest of everything they depend on (vectors, people matrix, prior, years, ids,
   ranking weights, k, the `model` package's code); the newest few are kept.
+- Dense pools (model/neighbours.py): the last build's nearest films per film, which the next build carries over
+  for every film whose vector did not change. One file, replaced by each build that computes neighbours.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from model.neighbours import DensePools
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = Path(".cache/build")
 KEEP_NEIGHBOUR_FILES = 3
+POOLS_FILE = "dense-pools.npz"
 
 
 def digest(*parts: Any) -> str:
@@ -125,6 +130,34 @@ def save_neighbours(folder: Path | None, key: str, rows: np.ndarray, scores: np.
     older = sorted(folder.glob("neighbours-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in older[KEEP_NEIGHBOUR_FILES:]:
         stale.unlink(missing_ok=True)
+
+
+def load_pools(folder: Path | None) -> DensePools | None:
+    """The last build's dense pools, or None (no cache, none yet, or unreadable)."""
+    path = folder / POOLS_FILE if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            pools = DensePools(data["ids"], data["keys"], data["rows"], data["sims"])
+    except (OSError, ValueError, KeyError) as error:
+        logger.warning("dense pools %s unreadable (%s): every film is searched again", path, error)
+        return None
+    n = len(pools.ids)
+    if not (len(pools.keys) == n and pools.rows.shape == pools.sims.shape and len(pools.rows) == n):
+        logger.warning("dense pools %s are inconsistent: every film is searched again", path)
+        return None
+    return pools
+
+
+def save_pools(folder: Path | None, pools: DensePools) -> None:
+    if not folder:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / POOLS_FILE
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez(temporary, ids=pools.ids, keys=pools.keys, rows=pools.rows, sims=pools.sims)
+    temporary.replace(path)
 
 
 def _key(text: str) -> bytes:

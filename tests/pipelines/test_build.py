@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,38 @@ def test_user_csv_builds_a_new_challenger_and_counts_skipped_rows(built_model: B
     assert run.data.metrics["rows_skipped_empty_title"] == 1
     assert run.data.metrics["n_films"] == 4
     assert client.get_registered_model("user-catalog").aliases["champion"] == version.version
+
+
+def test_a_rebuild_after_a_small_change_carries_pools_over_and_matches_a_cold_computation(
+    built_model: BuiltModel, slice_file: Path, tmp_path: Path
+) -> None:
+    """Films changed and added since the session's build: only those are encoded and searched, and the model's
+    neighbour lists are exactly those computed from scratch over its own artifacts."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from model.neighbours import precompute_neighbours
+
+    cache = tmp_path / "cache"
+    shutil.copytree(slice_file.parent / "build-cache", cache)  # the session build's embeddings and pools
+    movies = pd.read_parquet(slice_file)
+    movies.at[0, "genres"] = [*movies.at[0, "genres"], "History"]
+    added = movies.iloc[[10, 20]].assign(id=[900_001, 900_002], title=["New Film A", "New Film B"])
+    # people of their own: shared ones would move those people up every other film's ranked cast (new texts)
+    added["cast"], added["directors"] = [["New Actor A"], ["New Actor B"]], [["New Director"], ["New Director"]]
+    catalog = tmp_path / "changed.parquet"
+    pd.concat([movies, added], ignore_index=True).to_parquet(catalog, index=False)
+    result = mlflow_run(built_model.tracking_uri, "build", catalog=catalog, cache_dir=cache, model_name="rebuilt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    version = MlflowClient(built_model.tracking_uri).get_model_version_by_alias("rebuilt", "challenger")
+    metrics = MlflowClient(built_model.tracking_uri).get_run(version.run_id).data.metrics
+    assert metrics["embedding_cache_misses"] == 3
+    assert metrics["dense_pools_carried_over"] >= 490  # of the 499 films whose vectors did not change
+    model = mlflow.pyfunc.load_model(f"models:/rebuilt/{version.version}").unwrap_python_model().recommender
+    rows, scores = precompute_neighbours(model, model._neighbours[0].shape[1])
+    np.testing.assert_array_equal(model._neighbours[0], rows)
+    np.testing.assert_allclose(model._neighbours[1], scores, atol=1e-5)
 
 
 BROKEN_CATALOGS = {

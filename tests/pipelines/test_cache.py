@@ -4,7 +4,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.cache import EmbeddingCache, digest, load_neighbours, save_neighbours
+from model.neighbours import DensePools
+from pipelines.cache import (
+    POOLS_FILE,
+    EmbeddingCache,
+    digest,
+    load_neighbours,
+    load_pools,
+    save_neighbours,
+    save_pools,
+)
 
 
 def test_embedding_cache_round_trip_with_repeated_texts(tmp_path: Path) -> None:
@@ -46,3 +55,20 @@ def test_keys_ending_in_zero_bytes_survive(tmp_path: Path) -> None:
     cache.add(texts, np.random.default_rng(0).random((2000, 3), dtype=np.float32), np.ones(2000))
     cache.save()
     assert EmbeddingCache(tmp_path, "enc").lookup(texts)[2] == []
+
+
+def test_dense_pools_round_trip_and_a_damaged_file_is_ignored(tmp_path: Path) -> None:
+    assert load_pools(tmp_path) is None and load_pools(None) is None
+    pools = DensePools(
+        np.array([5, 9]), np.array([1, 2], dtype=np.uint64), np.array([[0, 1], [1, -1]], dtype=np.int32),
+        np.array([[1.0, 0.5], [1.0, -np.inf]], dtype=np.float32),
+    )  # fmt: skip
+    save_pools(tmp_path, pools)
+    again = load_pools(tmp_path)
+    assert again is not None
+    for name in ("ids", "keys", "rows", "sims"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(pools, name))
+    (tmp_path / POOLS_FILE).write_bytes(b"not a numpy file")
+    assert load_pools(tmp_path) is None
+    np.savez(tmp_path / POOLS_FILE, ids=pools.ids, keys=pools.keys[:1], rows=pools.rows, sims=pools.sims)
+    assert load_pools(tmp_path) is None

@@ -1,0 +1,172 @@
+"""Precomputed neighbours and the dense pools they are ranked from: a rebuild that carries pools over must give
+exactly the lists a cold build gives (random vectors and people, so ties are rare unless a test makes them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.engine import Ranking, Recommender
+from model.index import build_index
+from model.neighbours import (
+    MAX_FRESH_SHARE,
+    POOL_MARGIN,
+    SharedPeople,
+    _nearest,
+    _top,
+    dense_pools,
+    precompute_neighbours,
+)
+from model.people import people_matrix
+from tests.conftest import tiny_catalog
+
+POOL = 40
+DEPTH = POOL + 1 + POOL_MARGIN
+K = 12
+DIM = 16
+
+
+def catalog(n: int, seed: int = 0, first_id: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+    """`n` films with random genres and people (so the blend's people term matters) and random unit vectors."""
+    rng = np.random.default_rng(seed)
+    genres = ["Drama", "Comedy", "Western", "Horror", "Sci-Fi", "Crime"]
+    rows = [
+        {
+            "id": first_id + i,
+            "title": f"Film {first_id + i}",
+            "year": int(rng.integers(1940, 2015)),
+            "genres": ", ".join(rng.choice(genres, 2, replace=False)),
+            "directors": f"Director {rng.integers(30)}",
+            "cast": ", ".join(f"Actor {a}" for a in rng.choice(120, 3, replace=False)),
+            "reviews": int(rng.integers(0, 500)),
+        }
+        for i in range(n)
+    ]
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    return tiny_catalog(rows), vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def recommender(movies: pd.DataFrame, vectors: np.ndarray) -> Recommender:
+    movies = movies.assign(prior=np.log1p(movies["reviews"].to_numpy(dtype=np.float64)) / 10)
+    index = build_index(vectors, movies["id"].to_numpy())
+    return Recommender(movies, index, people_matrix(movies), Ranking(pool=POOL))
+
+
+def edited(movies: pd.DataFrame, vectors: np.ndarray, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+    """The catalog with 4 films removed, 5 films' vectors changed and 6 films added."""
+    rng = np.random.default_rng(seed)
+    keep = np.setdiff1d(np.arange(len(movies)), rng.choice(len(movies), 4, replace=False))
+    movies, vectors = movies.iloc[keep].reset_index(drop=True), vectors[keep].copy()
+    changed = rng.choice(len(movies), 5, replace=False)
+    fresh = rng.standard_normal((5, DIM)).astype(np.float32)
+    vectors[changed] = fresh / np.linalg.norm(fresh, axis=1, keepdims=True)
+    added, added_vectors = catalog(6, seed=seed + 100, first_id=10_000)
+    return pd.concat([movies, added], ignore_index=True), np.concatenate([vectors, added_vectors])
+
+
+def assert_same_lists(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> None:
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-5)
+
+
+def test_a_rebuild_carries_unchanged_pools_over_and_ranks_exactly_as_a_cold_build() -> None:
+    movies, vectors = catalog(400)
+    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    after = recommender(*edited(movies, vectors))
+    pools, carried = dense_pools(after, DEPTH, previous=before)
+    # Unchanged films keep their pools unless removals thinned them; changed and added ones are searched.
+    assert 380 <= carried <= 400 - 4 - 5
+    cold, _ = dense_pools(after, DEPTH)
+    for row in range(len(after.movies)):
+        ours = dict(zip(pools.rows[row].tolist(), pools.sims[row].tolist(), strict=True))
+        ours.pop(-1, None)
+        nearest = dict(zip(cold.rows[row, : len(ours)].tolist(), cold.sims[row, : len(ours)].tolist(), strict=True))
+        assert ours.keys() == nearest.keys(), row  # exactly the nearest films, however deep the pool is now
+        assert np.allclose([ours[f] for f in nearest], list(nearest.values()), atol=1e-6)
+    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
+
+
+def test_the_lists_are_those_of_live_ranking() -> None:
+    from model.schema import Query
+
+    movies, vectors = catalog(300)
+    model = recommender(movies, vectors)
+    rows, scores = precompute_neighbours(model, K, dense_pools(model, DEPTH)[0])
+    for row in (0, 17, 299):
+        live = model.recommend([Query(liked=[{"id": int(model._ids[row])}], top_n=K)])[0]["recommendations"]
+        assert [film["id"] for film in live] == model._ids[rows[row]].tolist()
+        np.testing.assert_allclose([film["score"] for film in live], scores[row], atol=1e-4)
+
+
+def test_a_pool_that_lost_too_many_films_is_searched_again() -> None:
+    movies, vectors = catalog(400)
+    model = recommender(movies, vectors)
+    before, _ = dense_pools(model, DEPTH)
+    # Remove the film-0 pool's nearest 70 films (beyond the margin of 64): its carried pool would be too shallow.
+    gone = set(model._ids[before.rows[0][np.argsort(-before.sims[0])[1:71]]].tolist())
+    keep = ~movies["id"].isin(gone).to_numpy()
+    after = recommender(movies[keep].reset_index(drop=True), vectors[keep])
+    pools, carried = dense_pools(after, DEPTH, previous=before)
+    assert carried < keep.sum()
+    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
+
+
+def test_a_large_change_searches_every_film_again() -> None:
+    movies, vectors = catalog(200)
+    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    changed = vectors.copy()
+    changed[: int(MAX_FRESH_SHARE * 200) + 1] = np.roll(changed[: int(MAX_FRESH_SHARE * 200) + 1], 1, axis=1)
+    assert dense_pools(recommender(movies, changed), DEPTH, previous=before)[1] == 0
+
+
+def test_a_catalog_smaller_than_a_pool_carries_every_pool_over() -> None:
+    movies, vectors = catalog(60)  # every pool holds every film
+    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    after = recommender(*edited(movies, vectors))
+    pools, carried = dense_pools(after, DEPTH, previous=before)
+    assert carried == 60 - 4 - 5
+    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
+
+
+def test_films_with_equal_vectors_tie_the_same_way_in_a_rebuild() -> None:
+    movies, vectors = catalog(400)
+    vectors[100:140] = vectors[100]  # forty copies: the pool's edge cuts through equal similarities
+    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    after = recommender(*edited(movies, vectors, seed=3))
+    pools, carried = dense_pools(after, DEPTH, previous=before)
+    assert carried > 0
+    cold, _ = dense_pools(after, DEPTH)
+    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K, cold))
+
+
+def test_top_breaks_ties_by_id_like_a_full_sort() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.integers(0, 5, (50, 300)).astype(np.float64)  # many ties, also across the short list's end
+    score[3, :] = 1.0
+    score[4, 10:] = -np.inf
+    ids = np.tile(rng.permutation(300), (50, 1))
+    np.testing.assert_array_equal(_top(score, ids, 20), np.lexsort((ids, -score), axis=-1)[:, :20])
+
+
+def test_nearest_takes_the_lower_row_at_a_tie() -> None:
+    similarity = np.array([[0.9, 0.5, 0.5, 0.5, 0.1]], dtype=np.float32)
+    rows = np.array([[7, 30, 4, 12, 1]])
+    assert sorted(rows[0, _nearest(similarity, rows, 3)[0]].tolist()) == [4, 7, 12]
+
+
+def test_shared_people_equals_the_dense_product() -> None:
+    movies, _ = catalog(300)
+    people = people_matrix(movies)
+    queries = np.array([0, 5, 299])
+    pool = np.random.default_rng(0).integers(0, 300, (3, 50))
+    want = np.take_along_axis((people[queries] @ people.T).toarray(), pool, axis=1)
+    np.testing.assert_allclose(SharedPeople(people)(queries, pool), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_tiny_catalogs(n: int) -> None:
+    movies, vectors = catalog(n)
+    model = recommender(movies, vectors)
+    rows, _ = precompute_neighbours(model, K, dense_pools(model, DEPTH)[0])
+    assert rows.shape == (n, min(K, n - 1))
