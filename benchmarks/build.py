@@ -69,6 +69,7 @@ def build(store: str, experiment: str, cache: Path, catalog: str, device: str) -
         **steps,
         "embedding_cache_hits": hits,
         "neighbours_cached": run.get("metrics.neighbours_cached"),
+        "dense_pools_carried_over": run.get("metrics.dense_pools_carried_over"),
     }
 
 

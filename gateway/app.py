@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             mode=settings.log_mode,
             group_size=settings.log_group_size,
             auto_backlog=settings.log_auto_backlog,
+            flush_interval_s=settings.log_flush_interval_s,
         )
         app.state.request_log.start()
         try:

@@ -74,7 +74,12 @@ class RequestLogger:
 
     Modes: `per_request` writes one run per request (3 tracking calls each); `grouped` writes whatever is queued
     (up to `group_size` records) as one run with the records as a table artifact; `auto` writes per request while
-    the writer keeps up and groups once `auto_backlog` records wait.
+    the writer keeps up, groups once `auto_backlog` records wait, and goes back to one run per request when a group
+    gathered over `flush_interval_s` holds fewer than that.
+
+    Grouped runs are written at most once per `flush_interval_s` (sooner when a whole group is waiting): writing a
+    run costs the tracking server and this process CPU that requests need, so under sustained load one run a second
+    disturbs them far less than one every few dozen milliseconds (README, B3 with the request log).
     """
 
     def __init__(
@@ -88,12 +93,16 @@ class RequestLogger:
         mode: str = MODE_PER_REQUEST,
         group_size: int = 1000,
         auto_backlog: int = 50,
+        flush_interval_s: float = 1.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"request log mode must be one of {', '.join(MODES)}")
         self.mode = mode
         self._group_size = group_size
         self._auto_backlog = auto_backlog
+        self._flush_interval_s = flush_interval_s
+        self._grouping = mode == MODE_GROUPED  # auto mode: set while the writer is behind
+        self._flush = threading.Event()  # set on stop: write what is queued without waiting for the interval
         self.runs = 0
         self.enabled = enabled
         self._tracking_uri = tracking_uri
@@ -129,6 +138,7 @@ class RequestLogger:
         """Write what is queued for up to `drain_timeout_s`, then count the rest as lost."""
         if self._thread is None:
             return
+        self._flush.set()
         deadline = time.monotonic() + drain_timeout_s
         while self.pending and time.monotonic() < deadline and self.tracking_reachable is not False:
             time.sleep(0.05)
@@ -175,20 +185,38 @@ class RequestLogger:
         }
 
     def _work(self) -> None:
+        last_group = -np.inf
         while not self._stop.is_set():
             try:
                 record = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
             item: RequestRecord | RecordGroup = record
-            backlog = self._queue.qsize()
-            if self.mode == MODE_GROUPED or (self.mode == MODE_AUTO and backlog >= self._auto_backlog):
-                item = RecordGroup([record, *self._take(self._group_size - 1)])
-            self._in_flight = item.size
+            self._in_flight = 1
             try:
+                if self._groups_now():
+                    self._gather(until=last_group + self._flush_interval_s)
+                    last_group = time.monotonic()
+                    item = RecordGroup([record, *self._take(self._group_size - 1)])
+                    if self.mode == MODE_AUTO and item.size < self._auto_backlog:
+                        self._grouping = False  # requests slowed down: back to one run each
+                self._in_flight = item.size
                 self._write_until_done(item)
             finally:
                 self._in_flight = 0
+
+    def _groups_now(self) -> bool:
+        if self.mode == MODE_AUTO and self._queue.qsize() >= self._auto_backlog:
+            self._grouping = True
+        return self._grouping
+
+    def _gather(self, until: float) -> None:
+        """Let requests queue up until `until` (monotonic seconds), a whole group waits, or the logger stops."""
+        while not self._flush.is_set() and self._queue.qsize() < self._group_size - 1:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            self._flush.wait(min(remaining, 0.05))
 
     def _take(self, most: int) -> list[RequestRecord]:
         taken: list[RequestRecord] = []

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     )
     log_group_size: int = Field(1000, ge=1, description="requests per run at most, in grouped and auto modes")
     log_auto_backlog: int = Field(50, ge=1, description="queued requests at which auto mode starts grouping")
+    log_flush_interval_s: float = Field(1.0, ge=0, description="grouped runs are written at most this often")
 
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
     api_key: SecretStr | None = Field(None, description="when set, /movies/* require it in the X-API-Key header")

@@ -127,3 +127,49 @@ def test_auto_mode_groups_only_when_behind(tmp_path: Path) -> None:
     log.stop()
     assert log.written == 301 and log.lost == 0
     assert 2 <= log.runs < 150  # the first alone, the burst mostly grouped
+
+
+def test_grouped_runs_are_written_at_most_once_per_flush_interval(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    log = RequestLogger(uri, "steady", mode="grouped", flush_interval_s=0.5)
+    log.start()
+    started = time.monotonic()
+    for i in range(150):  # a steady 75 requests a second for two seconds
+        log.submit(record(f"steady {i}"))
+        time.sleep(max(0.0, started + (i + 1) / 75 - time.monotonic()))
+    elapsed = time.monotonic() - started
+    assert wait_for(lambda: log.written == 150)
+    assert log.runs <= elapsed / 0.5 + 2  # without the interval: a run per write's worth of requests, dozens
+    log.stop()
+    assert log.lost == 0
+
+
+def test_stop_writes_what_is_queued_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    log = RequestLogger(uri, "stop", mode="grouped", flush_interval_s=60)
+    log.start()
+    log.submit(record("first"))
+    assert wait_for(lambda: log.written == 1)  # the first group goes at once; the next would wait a minute
+    for i in range(5):
+        log.submit(record(f"late {i}"))
+    started = time.monotonic()
+    log.stop()
+    assert time.monotonic() - started < 15
+    assert (log.written, log.runs, log.lost) == (6, 2, 0)
+
+
+def test_auto_mode_goes_back_to_a_run_per_request_when_requests_slow_down(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    log = RequestLogger(uri, "auto-back", mode="auto", auto_backlog=20, flush_interval_s=0.2)
+    for i in range(300):  # a backlog when the writer starts: it groups
+        log.submit(record(f"burst {i}"))
+    log.start()
+    assert wait_for(lambda: log.written == 300)
+    assert log.runs < 20
+    for title in ["after 1", "after 2"]:
+        log.submit(record(title))
+        assert wait_for(lambda: log.pending == 0)
+    log.stop()
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("auto-back").experiment_id], max_results=1000)
+    assert [run.data.params.get("title") for run in runs].count("after 2") == 1  # a run of its own, not a row
