@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -109,7 +112,8 @@ def _carry_over(
     now[before[same]] = np.flatnonzero(same)
     fresh_vectors = vectors[fresh].T
     kept = np.flatnonzero(same)
-    for start in range(0, len(kept), chunk):
+
+    def carry(start: int) -> None:
         films = kept[start : start + chunk]
         old = previous.rows[before[films]]
         old_sims = previous.sims[before[films]]
@@ -134,6 +138,8 @@ def _carry_over(
         rows[films[ok], :width] = np.where(valid[ok], candidate_rows[ok], -1)
         sims[films[ok], :width] = np.where(valid[ok], candidate_sims[ok], -np.inf)
         filled[films[ok]] = True
+
+    _in_parallel(carry, range(0, len(kept), chunk))
     return filled
 
 
@@ -151,10 +157,21 @@ def precompute_neighbours(
     if pools is None:
         pools, _ = dense_pools(recommender, recommender.ranking.pool + 1, chunk=chunk)
     shared = SharedPeople(recommender._people)
-    for start in range(0, n, chunk):
+
+    def fill(start: int) -> None:
         queries = np.arange(start, min(start + chunk, n))
         _fill(recommender, shared, queries, pools.rows[queries], pools.sims[queries], k, rows_out, scores_out)
+
+    _in_parallel(fill, range(0, n, chunk))
     return rows_out, scores_out
+
+
+def _in_parallel(work: Callable[[int], None], starts: Iterable[int]) -> None:
+    """Run `work` for every chunk start on a thread per core: the chunks write disjoint rows, and numpy, scipy
+    and BLAS release the GIL for the heavy part of each."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for done in [pool.submit(work, start) for start in starts]:
+            done.result()
 
 
 class SharedPeople:
