@@ -50,7 +50,10 @@ def test_user_csv_builds_a_new_challenger_and_counts_skipped_rows(built_model: B
         '4,Heat,1995,"Crime, Drama",Michael Mann,"Al Pacino, Robert De Niro"\n'
         '5,The Terminator,1984,"Action, Sci-Fi",James Cameron,"Arnold Schwarzenegger, Michael Biehn"\n'
     )
-    result = mlflow_run(built_model.tracking_uri, "build", catalog=catalog, model_name="user-catalog")
+    # a cache of its own: tests leave the checkout's .cache/build (a developer's next build reuses it) alone
+    result = mlflow_run(
+        built_model.tracking_uri, "build", catalog=catalog, model_name="user-catalog", cache_dir=tmp_path / "cache"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(built_model.tracking_uri)
     version = client.get_model_version_by_alias("user-catalog", "challenger")

@@ -25,7 +25,13 @@ def versions(built_model: BuiltModel, slice_file: Path) -> dict[str, str]:
     good = mlflow.register_model(source, NAME).version
     client.set_registered_model_alias(NAME, "champion", good)
     result = mlflow_run(
-        built_model.tracking_uri, "build", catalog=slice_file, model_name=NAME, prior_weight=-0.5, era_weight=-0.5
+        built_model.tracking_uri,
+        "build",
+        catalog=slice_file,
+        model_name=NAME,
+        prior_weight=-0.5,
+        era_weight=-0.5,
+        cache_dir=slice_file.parent / "build-cache",  # the session's: not the checkout's .cache/build
     )
     assert result.returncode == 0, result.stderr[-3000:]
     bad = client.get_model_version_by_alias(NAME, "challenger").version
