@@ -8,6 +8,7 @@ finds the queue full, or is still queued when the gateway stops, is counted as l
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -23,7 +24,9 @@ import orjson
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO = "per_request", "grouped", "auto"
 MODES = (MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO)
 GROUPED = "grouped"  # the `status` tag of a run that holds many requests
 REQUESTS_TABLE = "requests.json"  # a grouped run's records, one row per request
+TABLE_TAG = json.dumps([{"path": REQUESTS_TABLE, "type": "table"}])  # the tag log_table gives a run
 
 
 @dataclass
@@ -62,6 +66,7 @@ class RecordGroup:
 
     records: list[RequestRecord]
     run_id: str | None = None
+    artifact_uri: str | None = None
     stage: int = 0
 
     @property
@@ -251,7 +256,11 @@ class RequestLogger:
             return
 
     def _write_group(self, group: RecordGroup) -> None:
-        """Many requests in one run: their records as a table artifact, aggregate metrics, the time span."""
+        """Many requests in one run: their records as a table artifact, aggregate metrics, the time span.
+
+        Four tracking calls. `MlflowClient.log_table` would take eight (it lists the run's artifacts to append to
+        an existing table, asks for the run twice and sets the tag separately); the run here is new, so the table
+        is uploaded as `log_table` writes it and the tag that makes it a table is set with the run."""
         client = self._client
         assert client is not None
         records = group.records
@@ -259,13 +268,16 @@ class RequestLogger:
             run = client.create_run(
                 self._ensure_experiment(),
                 start_time=min(r.started_ms for r in records),
-                tags={"status": GROUPED, "log_mode": self.mode},
+                tags={"status": GROUPED, "log_mode": self.mode, MLFLOW_LOGGED_ARTIFACTS: TABLE_TAG},
                 run_name="recommendations",
             )
-            group.run_id, group.stage = run.info.run_id, 1
-        assert group.run_id is not None
+            group.run_id, group.artifact_uri, group.stage = run.info.run_id, run.info.artifact_uri, 1
+        assert group.run_id is not None and group.artifact_uri is not None
         if group.stage == 1:
-            client.log_table(group.run_id, data=_table(records), artifact_file=REQUESTS_TABLE)
+            with tempfile.TemporaryDirectory() as directory:
+                path = Path(directory) / REQUESTS_TABLE
+                _table(records).to_json(path, orient="split", index=False, date_format="iso")  # as log_table
+                get_artifact_repository(group.artifact_uri, tracking_uri=self._tracking_uri).log_artifact(str(path))
             group.stage = 2
         if group.stage == 2:
             at = min(r.started_ms for r in records)

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -114,6 +115,14 @@ def test_grouped_mode_writes_queued_requests_as_one_run_with_a_table(tmp_path: P
         titles += [row[table["columns"].index("title")] for row in table["data"]]
     assert sorted(titles) == sorted(f"film {i}" for i in range(1000))
     assert (log.written, log.runs, log.lost) == (1000, 3, 0)
+    # MLflow knows the artifacts as tables, as if `log_table` had written them: `load_table` reads all three
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # load_table searches runs through the fluent API
+    try:
+        table = client.load_table(client.get_experiment_by_name("grouped").experiment_id, "requests.json")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert sorted(table["title"]) == sorted(titles)
 
 
 def test_auto_mode_groups_only_when_behind(tmp_path: Path) -> None:
