@@ -3,8 +3,10 @@
     python -m benchmarks.request_log [--tracking-uri http://127.0.0.1:5000] [--records 300] [--backlog 20000]
 
 Runs the gateway's own RequestLogger (gateway/request_log.py) against a local sqlite store and against the
-tracking server: records per second one run per request, then a 20,000-record backlog in grouped mode. Compares
-with the gateway's sustained throughput from B3 when benchmarks/results/b2_b3_b4_serving.json exists.
+tracking server: records per second one run per request, then a 20,000-record backlog in grouped mode. Against the
+tracking server it also reports the CPU each run costs this process (the writer's share of a gateway) and the
+tracking server (read from /proc: it must run on this machine). Compares with the gateway's sustained throughput
+from B3 when benchmarks/results/b2_b3_b4_serving.json exists.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from benchmarks.common import RESULTS, write_result
+from benchmarks.common import RESULTS, cpu_s, descendants, listening_pid, write_result
 from gateway.request_log import RequestLogger, RequestRecord
 
 
@@ -24,23 +27,41 @@ def records(n: int, prefix: str) -> list[RequestRecord]:
 
 
 def drain(uri: str, experiment: str, items: list[RequestRecord], mode: str) -> dict[str, float]:
-    """Queue everything, start the writer, time until all is written."""
+    """Queue everything, start the writer, time until all is written; CPU per run of this process and, for an
+    HTTP tracking server on this machine, of the server."""
     log = RequestLogger(uri, experiment, queue_size=len(items) + 1, mode=mode, group_size=1000)
     for item in items:
         log.submit(item)
-    started = time.perf_counter()
+    server = tracking_processes(uri)
+    server_cpu, own_cpu, started = server_cpu_s(server), time.process_time(), time.perf_counter()
     log.start()
     while log.written + log.lost < len(items):
         time.sleep(0.02)
     seconds = time.perf_counter() - started
+    own_cpu, server_cpu = time.process_time() - own_cpu, server_cpu_s(server) - server_cpu
     log.stop()
-    return {
+    figures = {
         "records": len(items),
         "runs": log.runs,
         "lost": log.lost,
         "seconds": round(seconds, 2),
         "records_per_second": round(len(items) / seconds, 1),
+        "writer_cpu_ms_per_run": round(1000 * own_cpu / max(log.runs, 1), 1),
     }
+    if server:
+        figures["tracking_server_cpu_ms_per_run"] = round(1000 * server_cpu / max(log.runs, 1), 1)
+    return figures
+
+
+def tracking_processes(uri: str) -> list[int]:
+    """The processes of the tracking server at an http:// `uri` on this machine (none for other stores)."""
+    parts = urlsplit(uri)
+    server = listening_pid(parts.port or 80) if parts.scheme == "http" else None
+    return [server, *descendants(server)] if server else []
+
+
+def server_cpu_s(pids: list[int]) -> float:
+    return sum(cpu_s(pid) for pid in pids)
 
 
 def main() -> None:

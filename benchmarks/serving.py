@@ -6,9 +6,10 @@
   and to a do-nothing FastAPI route: the least each hop costs on this machine.
 - B2: sequential POSTs to the scoring server's /invocations (one known title, top 10): as a user sends them
   (records as objects) and as the gateway sends them (param format=json, records as JSON text).
-- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32. Before it, a second
-  gateway (`python -m gateway`, GATEWAY_REQUEST_LOG=false) in front of the same scoring server, sequential: what
-  the request log costs.
+- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32. Before it, two
+  more gateways (`python -m gateway`) in front of the same scoring server, sequential: one with
+  GATEWAY_REQUEST_LOG=false (what the request log costs), one with GATEWAY_LOG_FLUSH_INTERVAL_S=0 (grouped runs
+  written back to back, as before the interval existed: what the interval saves).
 - B4: the original design (benchmarks/original_design.py, started here on port 8100, logging to the same MLflow
   server), measured the same way right after B3; ratios B3/B4.
 - Memory: resident memory of the scoring server and the gateway after 1,000 and after 10,000 gateway requests.
@@ -20,9 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -66,29 +68,30 @@ def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[in
     return {f"c{c}": load(HOST, port, requests, c) for c in concurrencies}
 
 
-def without_request_log(scoring: int, payloads: list[bytes]) -> dict:
-    """Sequential figures of a second gateway with the request log off, in front of the same scoring server."""
+def second_gateway(scoring: int, payloads: list[bytes], **settings: str) -> dict:
+    """Sequential figures of a second gateway (`python -m gateway`, GATEWAY_* `settings`) in front of the same
+    scoring server, logging (if at all) to the same tracking server; its request log drained before it stops."""
     port = pick_port(HOST, 0)
-    env = {"GATEWAY_PORT": str(port), "GATEWAY_SCORING_URL": f"http://{HOST}:{scoring}", "GATEWAY_REQUEST_LOG": "false"}
+    env = {"GATEWAY_PORT": str(port), "GATEWAY_SCORING_URL": f"http://{HOST}:{scoring}"}
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        env["GATEWAY_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+    env.update({f"GATEWAY_{name.upper()}": value for name, value in settings.items()})
     with detached([sys.executable, "-m", "gateway"], env) as popen:
         wait_for(lambda: answers(f"http://{HOST}:{port}/ready"), popen)
-        return measure(port, "/movies/recommendations/", payloads, (1,))["c1"]
+        figures = measure(port, "/movies/recommendations/", payloads, (1,))["c1"]
+        drain_request_log(port)
+        return figures
 
 
-def start_original(port: int, tracking_uri: str | None = None) -> subprocess.Popen[bytes]:
+@contextmanager
+def original_design(port: int, tracking_uri: str | None = None) -> Iterator[None]:
+    """B4's server (benchmarks/original_design.py) on `port` while the block runs."""
     command = [sys.executable, "-m", "benchmarks.original_design", "--port", str(port)]
     if tracking_uri:
         command += ["--request-tracking-uri", tracking_uri]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # MLflow prints a line per run
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(f"http://{HOST}:{port}/movies/recommendations/", json={"title": "Heat"}, timeout=2)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("the original design did not start")
+    with detached(command) as popen:  # output discarded: MLflow prints a line per run
+        wait_for(lambda: answers(f"http://{HOST}:{port}/movies/recommendations/", b'{"title": "Heat"}'), popen)
+        yield
 
 
 def drain_request_log(port: int, limit_s: float = 600) -> float:
@@ -123,18 +126,16 @@ def main() -> None:
         args.scoring_port, "/invocations", bodies(names, True, SCORING_PARAMS), (1,)
     )["c1"]
     gateway_bodies = bodies(names, False)
-    figures["b3_gateway_request_log_off"] = without_request_log(args.scoring_port, gateway_bodies)
+    figures["b3_gateway_request_log_off"] = second_gateway(args.scoring_port, gateway_bodies, request_log="false")
+    # the request log writing a grouped run as soon as the previous one is done (GATEWAY_LOG_FLUSH_INTERVAL_S=0)
+    figures["b3_gateway_flush_interval_0"] = second_gateway(args.scoring_port, gateway_bodies, log_flush_interval_s="0")
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
     figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
     figures["b4_request_tracking_uri"] = args.original_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    original = start_original(args.original_port, args.original_tracking_uri)
-    try:
+    with original_design(args.original_port, args.original_tracking_uri):
         figures["b4_original_design"] = measure(
             args.original_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32)
         )
-    finally:
-        original.terminate()
-        original.wait(30)
     b3, b4 = figures["b3_gateway"], figures["b4_original_design"]
     figures["ratios_b3_over_b4"] = {
         "sequential_p50": ratio(b3["c1"]["p50_ms"], b4["c1"]["p50_ms"]),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import answers, descendants, detached, summary, wait_for, write_result
+from benchmarks.common import answers, cpu_s, descendants, detached, summary, wait_for, write_result
 from gateway.supervisor import MLFLOW_MODELS, pick_port
 
 TEXT = "space adventure with robots"
@@ -61,14 +60,6 @@ def encoder_load(folder: Path, kind: str) -> dict[str, Any]:
         "load_cpu_s": round(probe["load_cpu_s"], 2),
         "one_text": summary(probe["latencies_ms"]),
     }
-
-
-def cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_start(model_dir: Path, entry: tuple[str, ...]) -> dict[str, Any]:

@@ -63,14 +63,14 @@ def vector_keys(vectors: np.ndarray) -> np.ndarray:
 
 
 def dense_pools(
-    recommender: Recommender, depth: int, previous: DensePools | None = None, chunk: int = 512
+    recommender: Recommender, previous: DensePools | None = None, margin: int = POOL_MARGIN, chunk: int = 512
 ) -> tuple[DensePools, int]:
-    """Pools of `depth` films (fewer in a smaller catalog) for every film, and how many were carried over from
-    `previous` instead of searched."""
+    """Pools of what the blend takes plus `margin` films (fewer in a smaller catalog) for every film, and how many
+    were carried over from `previous` instead of searched."""
     ids, vectors = recommender._ids, recommender._vectors
     n = len(ids)
-    depth = min(depth, n)
-    need = min(recommender.ranking.pool + 1, n)  # what the blend takes from a pool
+    need = _need(recommender)
+    depth = min(need + margin, n)
     keys = vector_keys(vectors)
     rows = np.full((n, depth), -1, dtype=np.int32)
     sims = np.full((n, depth), -np.inf, dtype=np.float32)
@@ -155,7 +155,7 @@ def precompute_neighbours(
     if k <= 0:
         return rows_out, scores_out
     if pools is None:
-        pools, _ = dense_pools(recommender, recommender.ranking.pool + 1, chunk=chunk)
+        pools, _ = dense_pools(recommender, margin=0, chunk=chunk)
     shared = SharedPeople(recommender._people)
 
     def fill(start: int) -> None:
@@ -215,7 +215,7 @@ def _fill(
     by (score, id)."""
     ranking = recommender.ranking
     people, ids = recommender._people, recommender._ids
-    need = min(ranking.pool + 1, len(ids))
+    need = _need(recommender)
     if pool.shape[1] > need:
         nearest = _nearest(similarity, pool, need)
         pool, similarity = np.take_along_axis(pool, nearest, axis=1), np.take_along_axis(similarity, nearest, axis=1)
@@ -243,6 +243,11 @@ def _fill(
         np.take_along_axis(valid, order, axis=1), np.take_along_axis(pool, order, axis=1), -1
     )
     scores_out[queries, : order.shape[1]] = np.take_along_axis(score, order, axis=1)
+
+
+def _need(recommender: Recommender) -> int:
+    """How many nearest films the blend takes from a pool: the ranking's pool and the query film itself."""
+    return min(recommender.ranking.pool + 1, len(recommender._ids))
 
 
 def _nearest(similarity: np.ndarray, rows: np.ndarray, need: int) -> np.ndarray:

@@ -15,8 +15,9 @@ server; a DataFrame with the same columns also works in Python). Param `mode`:
 
 Param `format`: `records` (default) answers each record as a JSON object; `json` answers each as one string, the
 record's JSON text, for clients that parse it themselves (the gateway). The scoring server writes its answer with
-the standard library's pure-Python encoder (`json.dump` with a custom encoder class): a 10-film record costs it
-about 0.45 ms, a single string next to nothing; the model encodes the record with the C encoder instead.
+the standard library's pure-Python encoder (`json.dump` with a custom encoder class), which walks every field of a
+record but passes a single string through; the model encodes the record with the C encoder instead (B2 in the
+README: 2.77 ms p50 per request as objects, 1.90 ms as text).
 """
 
 from __future__ import annotations

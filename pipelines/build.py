@@ -36,7 +36,7 @@ from model.encoder import ENCODER_NAME, MAX_TOKENS, default_encoder_path, pick_d
 from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
-from model.neighbours import POOL_MARGIN, dense_pools, precompute_neighbours
+from model.neighbours import dense_pools, precompute_neighbours
 from model.people import people_matrix
 from model.prior import notability_prior
 from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query, model_signature
@@ -236,8 +236,7 @@ def _neighbours(recommender: Recommender, cache: Path | None) -> tuple[np.ndarra
     if cached is not None:
         return cached
     faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))  # one batched search per chunk: use every core
-    depth = recommender.ranking.pool + 1 + POOL_MARGIN
-    pools, carried = dense_pools(recommender, depth, previous=load_pools(cache))
+    pools, carried = dense_pools(recommender, previous=load_pools(cache))
     mlflow.log_metric("dense_pools_carried_over", carried)
     save_pools(cache, pools)
     rows, scores = precompute_neighbours(recommender, NEIGHBOURS_K, pools)

@@ -104,11 +104,8 @@ class EmbeddingCache:
     def save(self) -> None:
         if not self.path:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.frombuffer(b"".join(self._index), dtype=np.uint8).reshape(-1, 32)
-        temporary = self.path.with_suffix(".tmp.npz")
-        np.savez(temporary, keys=keys, vectors=self._vectors, tokens=self._tokens)
-        temporary.replace(self.path)
+        _save_npz(self.path, keys=keys, vectors=self._vectors, tokens=self._tokens)
 
 
 def load_neighbours(folder: Path | None, key: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -122,11 +119,7 @@ def load_neighbours(folder: Path | None, key: str) -> tuple[np.ndarray, np.ndarr
 def save_neighbours(folder: Path | None, key: str, rows: np.ndarray, scores: np.ndarray) -> None:
     if not folder:
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"neighbours-{key[:24]}.npz"
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez(temporary, rows=rows, scores=scores)
-    temporary.replace(path)
+    _save_npz(folder / f"neighbours-{key[:24]}.npz", rows=rows, scores=scores)
     older = sorted(folder.glob("neighbours-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in older[KEEP_NEIGHBOUR_FILES:]:
         stale.unlink(missing_ok=True)
@@ -151,12 +144,15 @@ def load_pools(folder: Path | None) -> DensePools | None:
 
 
 def save_pools(folder: Path | None, pools: DensePools) -> None:
-    if not folder:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / POOLS_FILE
+    if folder:
+        _save_npz(folder / POOLS_FILE, ids=pools.ids, keys=pools.keys, rows=pools.rows, sims=pools.sims)
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write arrays to `path` whole or not at all: to a temporary file first, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp.npz")
-    np.savez(temporary, ids=pools.ids, keys=pools.keys, rows=pools.rows, sims=pools.sims)
+    np.savez(temporary, **arrays)
     temporary.replace(path)
 
 

@@ -22,7 +22,6 @@ from model.people import people_matrix
 from tests.conftest import tiny_catalog
 
 POOL = 40
-DEPTH = POOL + 1 + POOL_MARGIN
 K = 12
 DIM = 16
 
@@ -72,12 +71,12 @@ def assert_same_lists(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray
 
 def test_a_rebuild_carries_unchanged_pools_over_and_ranks_exactly_as_a_cold_build() -> None:
     movies, vectors = catalog(400)
-    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    before, _ = dense_pools(recommender(movies, vectors))
     after = recommender(*edited(movies, vectors))
-    pools, carried = dense_pools(after, DEPTH, previous=before)
+    pools, carried = dense_pools(after, previous=before)
     # Unchanged films keep their pools unless removals thinned them; changed and added ones are searched.
     assert 380 <= carried <= 400 - 4 - 5
-    cold, _ = dense_pools(after, DEPTH)
+    cold, _ = dense_pools(after)
     for row in range(len(after.movies)):
         ours = dict(zip(pools.rows[row].tolist(), pools.sims[row].tolist(), strict=True))
         ours.pop(-1, None)
@@ -92,7 +91,7 @@ def test_the_lists_are_those_of_live_ranking() -> None:
 
     movies, vectors = catalog(300)
     model = recommender(movies, vectors)
-    rows, scores = precompute_neighbours(model, K, dense_pools(model, DEPTH)[0])
+    rows, scores = precompute_neighbours(model, K, dense_pools(model)[0])
     for row in (0, 17, 299):
         live = model.recommend([Query(liked=[{"id": int(model._ids[row])}], top_n=K)])[0]["recommendations"]
         assert [film["id"] for film in live] == model._ids[rows[row]].tolist()
@@ -102,29 +101,29 @@ def test_the_lists_are_those_of_live_ranking() -> None:
 def test_a_pool_that_lost_too_many_films_is_searched_again() -> None:
     movies, vectors = catalog(400)
     model = recommender(movies, vectors)
-    before, _ = dense_pools(model, DEPTH)
-    # Remove the film-0 pool's nearest 70 films (beyond the margin of 64): its carried pool would be too shallow.
-    gone = set(model._ids[before.rows[0][np.argsort(-before.sims[0])[1:71]]].tolist())
+    before, _ = dense_pools(model)
+    # Remove more of the film-0 pool's nearest films than the margin: its carried pool would be too shallow.
+    gone = set(model._ids[before.rows[0][np.argsort(-before.sims[0])[1 : POOL_MARGIN + 7]]].tolist())
     keep = ~movies["id"].isin(gone).to_numpy()
     after = recommender(movies[keep].reset_index(drop=True), vectors[keep])
-    pools, carried = dense_pools(after, DEPTH, previous=before)
+    pools, carried = dense_pools(after, previous=before)
     assert carried < keep.sum()
     assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
 
 
 def test_a_large_change_searches_every_film_again() -> None:
     movies, vectors = catalog(200)
-    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    before, _ = dense_pools(recommender(movies, vectors))
     changed = vectors.copy()
     changed[: int(MAX_FRESH_SHARE * 200) + 1] = np.roll(changed[: int(MAX_FRESH_SHARE * 200) + 1], 1, axis=1)
-    assert dense_pools(recommender(movies, changed), DEPTH, previous=before)[1] == 0
+    assert dense_pools(recommender(movies, changed), previous=before)[1] == 0
 
 
 def test_a_catalog_smaller_than_a_pool_carries_every_pool_over() -> None:
     movies, vectors = catalog(60)  # every pool holds every film
-    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    before, _ = dense_pools(recommender(movies, vectors))
     after = recommender(*edited(movies, vectors))
-    pools, carried = dense_pools(after, DEPTH, previous=before)
+    pools, carried = dense_pools(after, previous=before)
     assert carried == 60 - 4 - 5
     assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
 
@@ -132,11 +131,11 @@ def test_a_catalog_smaller_than_a_pool_carries_every_pool_over() -> None:
 def test_films_with_equal_vectors_tie_the_same_way_in_a_rebuild() -> None:
     movies, vectors = catalog(400)
     vectors[100:140] = vectors[100]  # forty copies: the pool's edge cuts through equal similarities
-    before, _ = dense_pools(recommender(movies, vectors), DEPTH)
+    before, _ = dense_pools(recommender(movies, vectors))
     after = recommender(*edited(movies, vectors, seed=3))
-    pools, carried = dense_pools(after, DEPTH, previous=before)
+    pools, carried = dense_pools(after, previous=before)
     assert carried > 0
-    cold, _ = dense_pools(after, DEPTH)
+    cold, _ = dense_pools(after)
     assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K, cold))
 
 
@@ -168,5 +167,5 @@ def test_shared_people_equals_the_dense_product() -> None:
 def test_tiny_catalogs(n: int) -> None:
     movies, vectors = catalog(n)
     model = recommender(movies, vectors)
-    rows, _ = precompute_neighbours(model, K, dense_pools(model, DEPTH)[0])
+    rows, _ = precompute_neighbours(model, K, dense_pools(model)[0])
     assert rows.shape == (n, min(K, n - 1))

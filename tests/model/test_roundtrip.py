@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from model.schema import model_signature
+from model.schema import UNKNOWN_FORMAT, model_signature
 from tests.conftest import BuiltModel
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_format_json_answers_each_record_as_its_json_text(champion: mlflow.pyfun
 
 def test_unknown_format_is_an_invalid_row(champion: mlflow.pyfunc.PyFuncModel) -> None:
     results = champion.predict([{"title": "The Matrix"}], params={"format": "xml"})
-    assert results == [{"status": "invalid", "reason": "format must be one of records, json"}]
+    assert results == [{"status": "invalid", "reason": UNKNOWN_FORMAT}]
 
 
 def test_info_mode_names_the_build(champion: mlflow.pyfunc.PyFuncModel, built_model: BuiltModel) -> None:
