@@ -82,7 +82,8 @@ class UpstreamPool:
                 for attempt in (1, 2):
                     connection, reused = await self._connection()
                     try:
-                        status, body, keep = await asyncio.wait_for(_send(connection, request), self._timeout)
+                        async with asyncio.timeout(self._timeout):  # no task per request, unlike wait_for
+                            status, body, keep = await _send(connection, request)
                     except TimeoutError as error:
                         connection[1].close()
                         raise UpstreamTimeout() from error

@@ -16,17 +16,18 @@ server; a DataFrame with the same columns also works in Python). Param `mode`:
 Param `format`: `records` (default) answers each record as a JSON object; `json` answers each as one string, the
 record's JSON text, for clients that parse it themselves (the gateway). The scoring server writes its answer with
 the standard library's pure-Python encoder (`json.dump` with a custom encoder class), which walks every field of a
-record but passes a single string through; the model encodes the record with the C encoder instead (B2 in the
-README: 2.77 ms p50 per request as objects, 1.90 ms as text).
+record but passes a single string through; the model encodes the record with orjson instead (B2 in the README:
+2.77 ms p50 per request as objects, 1.90 ms as text with the standard library's C encoder; orjson takes 11 µs for
+a top-10 record where `json.dumps` takes 125 µs).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import faiss
 import mlflow
+import orjson
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from model.engine import Recommender
@@ -51,7 +52,8 @@ class MovieRecommender(PythonModel):
             return [{"status": STATUS_INVALID, "reason": UNKNOWN_FORMAT} for _ in model_input]
         records = self._records(model_input, params.get("mode") or "recommend")
         if output == "json":
-            return [json.dumps(record, ensure_ascii=False) for record in records]
+            # numpy scalars as numbers; a NaN would become null (valid JSON), not the standard library's `NaN`
+            return [orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY).decode() for record in records]
         return records
 
     def _records(self, model_input: list[Query], mode: str) -> list[dict[str, Any]]:

@@ -66,6 +66,7 @@ SERVING_PACKAGES = (
     "scipy",
     "pydantic",
     "rapidfuzz",
+    "orjson",
 )
 SAMPLE_TITLES = ("The Matrix", "Toy Story", "The Godfather", "Heat", "Amélie")
 SAMPLE_TOP_N = 5
