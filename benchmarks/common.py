@@ -42,11 +42,13 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
         "machine": platform.platform(),
         "python": platform.python_version(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # what the machine's CPUs did from this benchmark's start to now (see cpu_shares)
+        "machine_cpu": cpu_shares(_STARTED, cpu_counters()),
         "figures": figures,
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({name: figures}, indent=2))
+    print(json.dumps({name: figures, "machine_cpu": record["machine_cpu"]}, indent=2))
     return path
 
 
@@ -213,9 +215,40 @@ async def _load(host: str, port: int, requests: Sequence[bytes], concurrency: in
 
 
 def load(host: str, port: int, requests: Sequence[bytes], concurrency: int = 1, raw: bool = False) -> dict[str, Any]:
-    """Send every request over `concurrency` keep-alive connections, as fast as answers come; latency summary and
-    rate (and every latency, with `raw`)."""
+    """Send every request over `concurrency` keep-alive connections, as fast as answers come; latency summary,
+    rate and what the machine's CPUs did meanwhile (and every latency, with `raw`)."""
+    before = cpu_counters()
     result = asyncio.run(_load(host, port, requests, concurrency))
+    result["machine_cpu"] = cpu_shares(before, cpu_counters())
     if not raw:
         del result["latencies_ms"]
     return result
+
+
+def cpu_counters() -> list[int]:
+    """The machine's CPU time counters: the `cpu` line of /proc/stat (user nice system idle iowait irq softirq steal);
+    empty where there is no /proc."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:9]]
+    except OSError:
+        return []
+
+
+def cpu_shares(before: list[int], after: list[int]) -> dict[str, float]:
+    """Percent of all CPUs' time between two `cpu_counters` readings that was busy, idle, and stolen: taken by the
+    hypervisor for other guests while this machine had work. On a shared virtual machine, steal is why the same
+    code measures slower in one minute than in the next; the latency figures should be read beside it."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent)
+    if not total:
+        return {}
+    idle, steal = spent[3] + spent[4], spent[7]
+    return {
+        "busy_percent": round(100 * (total - idle - steal) / total, 1),
+        "idle_percent": round(100 * idle / total, 1),
+        "steal_percent": round(100 * steal / total, 1),
+    }
+
+
+_STARTED = cpu_counters()  # read when a benchmark imports this module, at its start
