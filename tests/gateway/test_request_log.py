@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -123,6 +124,47 @@ def test_grouped_mode_writes_queued_requests_as_one_run_with_a_table(tmp_path: P
     finally:
         mlflow.set_tracking_uri(previous)
     assert sorted(table["title"]) == sorted(titles)
+
+
+def test_a_grouped_runs_table_reads_back_as_log_table_writes_it(tmp_path: Path) -> None:
+    """The table is written without pandas; MLflow must read it exactly as one `MlflowClient.log_table` wrote."""
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    records = [
+        RequestRecord("Heat", 5, 1995, "ok", 200, 5, 3.14159, "7", extra={"n_liked": "2"}),
+        RequestRecord("", 10, None, "unknown_title", 404, 0, 1.5, None),
+        RequestRecord("Amélie", 3, None, "ok", 200, 3, 2.0, "7", extra={"query": 'a "quoted" word'}),
+    ]
+    log = RequestLogger(uri, "tables", mode="grouped")
+    for item in records:
+        log.submit(item)
+    log.start()
+    log.stop()
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tables").experiment_id
+    reference = client.create_run(experiment).info.run_id
+    columns = {
+        "started_ms": [r.started_ms for r in records],
+        "title": [r.title for r in records],
+        "top_n": [r.top_n for r in records],
+        "year": [r.year for r in records],
+        "status": [r.status for r in records],
+        "http_status": [r.http_status for r in records],
+        "n_returned": [r.n_returned for r in records],
+        "latency_ms": [round(r.latency_ms, 3) for r in records],
+        "model_version": [r.model_version for r in records],
+        "params": [json.dumps(r.extra, separators=(",", ":")) if r.extra else "" for r in records],
+    }
+    client.log_table(reference, data=pd.DataFrame(columns), artifact_file="requests.json")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        tables = client.load_table(experiment, "requests.json", extra_columns=["run_id"])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    ours = tables[tables["run_id"] != reference].drop(columns="run_id").reset_index(drop=True)
+    theirs = tables[tables["run_id"] == reference].drop(columns="run_id").reset_index(drop=True)
+    assert len(ours) == 3
+    pd.testing.assert_frame_equal(ours, theirs)
 
 
 def test_auto_mode_groups_only_when_behind(tmp_path: Path) -> None:
