@@ -109,13 +109,16 @@ def stack_memory(gateway_pid: int | None, scoring_pid: int | None) -> dict[str, 
     return {"gateway": rss_mb(gateway_pid, children=False), "scoring_server": rss_mb(scoring_pid)}
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (from /proc; 0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_s(*pids: int) -> float:
+    """User + system CPU seconds the processes `pids` have used so far, together (from /proc; 0 for one gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:

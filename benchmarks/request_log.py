@@ -33,12 +33,12 @@ def drain(uri: str, experiment: str, items: list[RequestRecord], mode: str) -> d
     for item in items:
         log.submit(item)
     server = tracking_processes(uri)
-    server_cpu, own_cpu, started = server_cpu_s(server), time.process_time(), time.perf_counter()
+    server_cpu, own_cpu, started = cpu_s(*server), time.process_time(), time.perf_counter()
     log.start()
     while log.written + log.lost < len(items):
         time.sleep(0.02)
     seconds = time.perf_counter() - started
-    own_cpu, server_cpu = time.process_time() - own_cpu, server_cpu_s(server) - server_cpu
+    own_cpu, server_cpu = time.process_time() - own_cpu, cpu_s(*server) - server_cpu
     log.stop()
     figures = {
         "records": len(items),
@@ -58,10 +58,6 @@ def tracking_processes(uri: str) -> list[int]:
     parts = urlsplit(uri)
     server = listening_pid(parts.port or 80) if parts.scheme == "http" else None
     return [server, *descendants(server)] if server else []
-
-
-def server_cpu_s(pids: list[int]) -> float:
-    return sum(cpu_s(pid) for pid in pids)
 
 
 def main() -> None:
