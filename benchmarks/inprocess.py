@@ -5,18 +5,21 @@
 Measures the served model's own code (loaded from the registry, before anything imports this checkout's `model`).
 Three figures per query kind: `Recommender.recommend` (the model's work on a validated query),
 `python_model.predict` (plus the pydantic query and the type-hint check MLflow wraps around `predict`), and
-`PyFuncModel.predict` (from plain dicts, as the scoring server calls it).
+`PyFuncModel.predict` (from plain dicts, as the scoring server calls it). Then one known-title record encoded as
+the model answers param `format=json` (orjson) and as it did before (`json.dumps`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 
 import mlflow
 import numpy as np
+import orjson
 
 from benchmarks.common import summary, write_result
 
@@ -76,6 +79,13 @@ def main() -> None:
         figures[f"{kind}_recommender"] = summary(timed(engine, [query_class.model_validate(r) for r in rows]))
         figures[f"{kind}_model_predict"] = summary(timed(own, rows))
         figures[f"{kind}_pyfunc_predict"] = summary(timed(wrapped, rows))
+    # What `format=json` (the gateway's request) costs the model per record: the encoder it uses, orjson, against
+    # the standard library's `json.dumps` it replaced, on the known-title records above.
+    records = model.recommender.recommend([query_class.model_validate(row) for row in kinds["title"]])
+    figures["title_record_orjson"] = summary(
+        timed(lambda record: orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY).decode(), records)
+    )
+    figures["title_record_json_dumps"] = summary(timed(lambda record: json.dumps(record, ensure_ascii=False), records))
     figures["target_title_p50_ms"] = 0.1
     write_result("b1_inprocess", figures)
 

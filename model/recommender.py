@@ -16,9 +16,8 @@ server; a DataFrame with the same columns also works in Python). Param `mode`:
 Param `format`: `records` (default) answers each record as a JSON object; `json` answers each as one string, the
 record's JSON text, for clients that parse it themselves (the gateway). The scoring server writes its answer with
 the standard library's pure-Python encoder (`json.dump` with a custom encoder class), which walks every field of a
-record but passes a single string through; the model encodes the record with orjson instead (B2 in the README:
-2.77 ms p50 per request as objects, 1.90 ms as text with the standard library's C encoder; orjson takes 11 µs for
-a top-10 record where `json.dumps` takes 125 µs).
+record but passes a single string through; the model encodes the record with orjson instead (`python -m
+benchmarks.inprocess`, B1, times a top-10 record both with orjson and with the `json.dumps` it replaced).
 """
 
 from __future__ import annotations
