@@ -8,6 +8,10 @@
 2. A scoring server of the same model copy, started as `mlflow models serve` and as the supervisor starts it (the
    `mlflow models` group, `gateway.supervisor.MLFLOW_MODELS`), alternately: seconds to `/ping` and to a free-text
    answer, and CPU seconds of the leader process and of the uvicorn it starts.
+3. The model's own load (`Recommender.from_artifacts` of the copy's artifacts, what `load_context` runs) in one
+   process that has imported MLflow, as a scoring server has: with Python's garbage collector paused while the model
+   builds its objects (`model.engine.collector_paused`, what the code does) and running, alternately; seconds of
+   each load.
 DIR: a model's local copy (default: the newest under `.run/models/`, which `make up` fills). Writes
 benchmarks/results/startup.json.
 """
@@ -22,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.common import answers, cpu_s, descendants, detached, summary, wait_for, write_result
 from gateway.supervisor import MLFLOW_MODELS, pick_port
@@ -48,6 +54,41 @@ for _ in range(51):
     latencies.append((time.perf_counter() - start) * 1000)
 print(json.dumps({"load_s": loaded, "load_cpu_s": usage.ru_utime + usage.ru_stime, "latencies_ms": latencies[1:]}))
 """
+
+
+LOAD_PROBE = """
+import contextlib, gc, json, sys, time
+import mlflow  # a scoring server's heap: MLflow and what it imports are there before the model loads
+from mlflow.models import Model
+import model.engine as engine
+folder, rounds = sys.argv[1], int(sys.argv[2])
+flavor = Model.load(folder).flavors["python_function"]
+paths = {name: f"{folder}/{spec['path']}" for name, spec in flavor["artifacts"].items()}
+arms = {"collector_paused": engine.collector_paused, "collector_running": contextlib.nullcontext}
+engine.Recommender.from_artifacts(paths, flavor.get("config"))  # the files in the page cache for both arms
+seconds = {arm: [] for arm in arms}
+for _ in range(rounds):
+    for arm, context in arms.items():
+        engine.collector_paused = context
+        began = time.perf_counter()
+        engine.Recommender.from_artifacts(paths, flavor.get("config"))
+        seconds[arm].append(round(time.perf_counter() - began, 3))
+        gc.collect()
+print(json.dumps(seconds))
+"""
+
+
+def model_load(model_dir: Path, rounds: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_PROBE, str(model_dir), str(rounds)], check=True, capture_output=True, text=True
+    ).stdout
+    seconds = json.loads(out.strip().splitlines()[-1])
+    medians = {arm: round(float(np.median(values)), 3) for arm, values in seconds.items()}
+    return {
+        "seconds": seconds,
+        "median_s": medians,
+        "paused_over_running": round(medians["collector_paused"] / medians["collector_running"], 2),
+    }
 
 
 def encoder_load(folder: Path, kind: str) -> dict[str, Any]:
@@ -105,6 +146,8 @@ def main() -> None:
             figures["encoder"].setdefault(kind, []).append(encoder_load(encoder, kind))
         for name, entry in entries.items():
             figures["scoring_server"].setdefault(name, []).append(server_start(model_dir, entry))
+    figures["model_load"] = model_load(model_dir, rounds=5 * args.rounds)
+    print(json.dumps(figures["model_load"]["median_s"]), "paused/running", figures["model_load"]["paused_over_running"])
     write_result("startup", figures)
 
 

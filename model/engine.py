@@ -17,9 +17,11 @@ encoded. Outcomes are values: each query gives a record whose `status` is ok / u
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -121,43 +123,45 @@ class Recommender:
         encoder: Callable[[], Encode] | None = None,
         neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        self.movies = movies.reset_index(drop=True)
-        self.index = index
-        self.ranking = ranking
-        self.info = dict(info or {})
-        self._load_encoder = encoder
-        self._encode: Encode | None = None
-        self._encoder_lock = threading.Lock()
-        ids = self.movies["id"].to_numpy(dtype=np.int64)
-        self._ids = ids
-        self._sorter = np.argsort(ids, kind="stable")
-        self._sorted_ids = ids[self._sorter]
-        vector_ids, vectors = index_contents(index)
-        if len(vector_ids) != len(ids) or not np.array_equal(np.sort(vector_ids), self._sorted_ids):
-            raise ValueError("the index must hold exactly one vector per catalog id")
-        self._row_of_vector = self._find(vector_ids)  # movie row of each stored vector, by id
-        if np.array_equal(vector_ids, ids):  # the build adds vectors in catalog order: use the index's memory
-            self._vectors = vectors
-        else:
-            self._vectors = vectors[np.argsort(vector_ids, kind="stable")][np.argsort(self._sorter, kind="stable")]
-        if people.shape[0] != len(ids):
-            raise ValueError(f"people matrix has {people.shape[0]} rows for {len(ids)} films")
-        self._people = people.tocsr()
-        self._prior = self.movies["prior"].to_numpy(np.float32) if "prior" in self.movies else np.zeros(len(ids))
-        self._years = self.movies["year"].to_numpy(dtype=np.float64, na_value=np.nan)
-        self._films = _film_records(self.movies)
-        self._lists = {name: self.movies[name].tolist() for name in EXPLAINED_FIELDS}
-        self._sets = {name: [frozenset(values) for values in lists] for name, lists in self._lists.items()}
-        self._genre_vectors: tuple[list[str], np.ndarray] | None = None
-        self._neighbours = neighbours if neighbours is not None and len(neighbours[0]) == len(ids) else None
-        self._genres = _genre_index(self.movies["genres"])
-        self.resolver = TitleResolver(
-            self.movies["title"].tolist(), self.movies["year"].tolist(), self.movies["reviews"]
-        )
+        with collector_paused():  # a few hundred thousand objects, none of them garbage
+            self.movies = movies.reset_index(drop=True)
+            self.index = index
+            self.ranking = ranking
+            self.info = dict(info or {})
+            self._load_encoder = encoder
+            self._encode: Encode | None = None
+            self._encoder_lock = threading.Lock()
+            ids = self.movies["id"].to_numpy(dtype=np.int64)
+            self._ids = ids
+            self._sorter = np.argsort(ids, kind="stable")
+            self._sorted_ids = ids[self._sorter]
+            vector_ids, vectors = index_contents(index)
+            if len(vector_ids) != len(ids) or not np.array_equal(np.sort(vector_ids), self._sorted_ids):
+                raise ValueError("the index must hold exactly one vector per catalog id")
+            self._row_of_vector = self._find(vector_ids)  # movie row of each stored vector, by id
+            if np.array_equal(vector_ids, ids):  # the build adds vectors in catalog order: use the index's memory
+                self._vectors = vectors
+            else:
+                self._vectors = vectors[np.argsort(vector_ids, kind="stable")][np.argsort(self._sorter, kind="stable")]
+            if people.shape[0] != len(ids):
+                raise ValueError(f"people matrix has {people.shape[0]} rows for {len(ids)} films")
+            self._people = people.tocsr()
+            self._prior = self.movies["prior"].to_numpy(np.float32) if "prior" in self.movies else np.zeros(len(ids))
+            self._years = self.movies["year"].to_numpy(dtype=np.float64, na_value=np.nan)
+            self._films = _film_records(self.movies)
+            self._lists = {name: self.movies[name].tolist() for name in EXPLAINED_FIELDS}
+            self._sets = {name: [frozenset(values) for values in lists] for name, lists in self._lists.items()}
+            self._genre_vectors: tuple[list[str], np.ndarray] | None = None
+            self._neighbours = neighbours if neighbours is not None and len(neighbours[0]) == len(ids) else None
+            self._genres = _genre_index(self.movies["genres"])
+            self.resolver = TitleResolver(
+                self.movies["title"].tolist(), self.movies["year"].tolist(), self.movies["reviews"]
+            )
 
     @classmethod
     def from_artifacts(cls, paths: Mapping[str, str], config: Mapping[str, Any] | None = None) -> Recommender:
-        movies, index, people, encoder_dir = read_artifacts(paths)
+        with collector_paused():
+            movies, index, people, encoder_dir = read_artifacts(paths)
         neighbours = load_neighbours(paths[NEIGHBOURS]) if NEIGHBOURS in paths else None
 
         def load_encoder() -> Encode:
@@ -570,6 +574,22 @@ def _words(text: str) -> set[str]:
     return {
         w for w in "".join(ch if ch.isalnum() else " " for ch in text.casefold()).split() if len(w) > 2
     } - _STOPWORDS
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a model loads. Loading makes a few hundred thousand long-lived,
+    acyclic objects (film records, their lists and sets, title keys); every few hundred of them set off a
+    collection that walks the objects of the younger generations, and older passes walk everything built so far,
+    MLflow's and the server's objects included. None of it is garbage. Restored as it was on the way out.
+    `python -m benchmarks.startup` times a model load with the collector running and paused."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _genre_key(genre: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 
@@ -362,3 +363,20 @@ def test_the_encoder_warms_up_in_the_background_unless_switched_off(
     assert loaded.is_set() is loads
     fresh.encode(["space adventure"])  # switched off or not, the first free text loads it
     assert loaded.is_set()
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_building_a_recommender_leaves_the_garbage_collector_as_it_found_it(collector_on: bool) -> None:
+    movies = tiny_catalog(ROWS)
+    vectors = hashing_vectors(movie_texts(movies))
+    index = build_index(vectors, movies["id"].to_numpy())
+    was = gc.isenabled()
+    try:
+        gc.enable() if collector_on else gc.disable()
+        Recommender(movies, index, people_matrix(movies))
+        assert gc.isenabled() is collector_on
+        with pytest.raises(ValueError, match="one vector per catalog id"):  # and when building fails
+            Recommender(movies.iloc[1:], index, people_matrix(movies.iloc[1:]))
+        assert gc.isenabled() is collector_on
+    finally:
+        gc.enable() if was else gc.disable()
