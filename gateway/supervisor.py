@@ -17,6 +17,7 @@ started and warmed up beside the serving one, with no traffic, so moving the fol
 
 Each child's process group id is written to `STATE_DIR/scoring-PORT.pid` (its output to `scoring-PORT.log`), so
 a gateway that was killed outright leaves nothing behind: the next one, and `make down`, stop what the files name.
+Logs of servers that are gone are kept for the `KEEP_LOGS` most recent ones.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ from gateway.upstream import UpstreamError, UpstreamPool
 logger = logging.getLogger(__name__)
 
 PID_GLOB = "scoring-*.pid"
+LOG_GLOB = "scoring-*.log"
 CHECK_S = 0.5  # how often the serving process is checked for life
 KEEP_COPIES = 3  # local model copies kept: the serving version, the one before it (a rollback), one more
+KEEP_LOGS = 5  # logs of scoring servers no longer running kept, newest first (every promotion starts one on a new port)
 # `mlflow models serve`, entered through MLflow's `mlflow models` command group itself: the top-level `mlflow` CLI
 # imports every other command group first (the tracking server, the assistant...), 1.5-2 s of CPU more per start
 # on this machine, spent next to the server that is answering while a new version starts.
@@ -487,6 +490,7 @@ class Supervisor:
     def _spawn(self, version: str, local: Path) -> ScoringProcess:
         settings = self.settings
         port = pick_port(settings.serve_host, settings.serve_port)
+        prune_logs(self._state_dir, KEEP_LOGS)
         log = self._state_dir / f"scoring-{port}.log"
         pid_file = self._state_dir / f"scoring-{port}.pid"
         command = [
@@ -607,6 +611,23 @@ def stop_leftovers(state_dir: Path) -> list[int]:
                 stopped.append(pgid)
         pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def prune_logs(state_dir: Path, keep: int) -> list[Path]:
+    """Delete the logs of scoring servers that are gone (no PID file beside the log), all but the `keep` newest;
+    returns what was deleted. The log of a server that runs is never touched."""
+    ended = []
+    for log in state_dir.glob(LOG_GLOB):
+        with contextlib.suppress(FileNotFoundError):
+            if not log.with_suffix(".pid").exists():
+                ended.append((log.stat().st_mtime, log))
+    ended.sort(reverse=True)
+    deleted = []
+    for _, log in ended[keep:]:
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
+            deleted.append(log)
+    return deleted
 
 
 def _is_scoring_server(pgid: int) -> bool:

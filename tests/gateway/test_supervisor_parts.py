@@ -1,14 +1,16 @@
-"""Parts of the supervisor that need no MLflow: PID files of scoring servers sharing a port, the port probe."""
+"""Parts of the supervisor that need no MLflow: PID files of scoring servers sharing a port, the port probe, pruning
+the logs of servers that are gone."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from gateway.scoring import Backend
-from gateway.supervisor import ScoringProcess, group_alive, pick_port
+from gateway.supervisor import ScoringProcess, group_alive, pick_port, prune_logs
 from gateway.upstream import UpstreamPool
 
 
@@ -50,3 +52,20 @@ def test_the_port_probe_takes_the_preferred_port_unless_something_listens() -> N
         client.close()
     # nothing listens any more; uvicorn (SO_REUSEADDR) could bind it, so the probe must say it is free
     assert pick_port("127.0.0.1", taken) == taken
+
+
+def test_logs_of_servers_that_are_gone_are_pruned_to_the_newest(tmp_path: Path) -> None:
+    for age, port in enumerate((5001, 40001, 40002, 40003, 40004)):
+        log = tmp_path / f"scoring-{port}.log"
+        log.write_text("old server\n")
+        os.utime(log, (1_000_000 - age * 100, 1_000_000 - age * 100))  # 5001 newest, 40004 oldest
+    (tmp_path / "scoring-40004.pid").write_text("12345\n")  # still running: its log stays whatever its age
+    (tmp_path / "models").mkdir()
+
+    deleted = prune_logs(tmp_path, keep=2)
+
+    assert sorted(path.name for path in deleted) == ["scoring-40002.log", "scoring-40003.log"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "models", "scoring-40001.log", "scoring-40004.log", "scoring-40004.pid", "scoring-5001.log",
+    ]  # fmt: skip
+    assert prune_logs(tmp_path, keep=2) == []
