@@ -41,6 +41,7 @@ from model.people import people_matrix
 from model.prior import notability_prior
 from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query, model_signature
 from model.text import TextConfig, movie_texts, rank_cast
+from pipelines import exit_with
 from pipelines.cache import DEFAULT_FOLDER as DEFAULT_CACHE
 from pipelines.cache import EmbeddingCache, digest, folder_digest, load_pools, save_pools
 from pipelines.cache import load_neighbours as load_cached_neighbours
@@ -340,4 +341,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from model.artifacts import code_digest
 from model.engine import Recommender
 from model.schema import MAX_FILMS, FilmRef, Query
 from model.text import TextConfig, movie_texts
-from pipelines import quality
+from pipelines import exit_with, quality
 from pipelines.movielens import Behaviour, load_behaviour
 from pipelines.registry import CHALLENGER, MODEL_NAME, registered_version
 
@@ -222,4 +221,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -13,6 +13,8 @@ import sys
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipelines import exit_with
+
 MODEL_NAME = "movie-recommender"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -61,4 +63,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

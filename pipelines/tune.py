@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import sys
 from dataclasses import replace
 
 import mlflow
 
 from model.engine import Ranking, Recommender
-from pipelines import quality
+from pipelines import exit_with, quality
 from pipelines.evaluate import HEADLINE, PRIMARY, Evaluation, model_ranker, run_evaluation
 from pipelines.movielens import load_behaviour
 from pipelines.registry import CHALLENGER, MODEL_NAME
@@ -90,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())
