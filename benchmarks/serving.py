@@ -6,10 +6,11 @@
   and to a do-nothing FastAPI route: the least each hop costs on this machine.
 - B2: sequential POSTs to the scoring server's /invocations (one known title, top 10): as a user sends them
   (records as objects) and as the gateway sends them (param format=json, records as JSON text).
-- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32. Before it, two
+- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32. Before it, three
   more gateways (`python -m gateway`) in front of the same scoring server, sequential: one with
   GATEWAY_REQUEST_LOG=false (what the request log costs), one with GATEWAY_LOG_FLUSH_INTERVAL_S=0 (grouped runs
-  written back to back, as before the interval existed: what the interval saves).
+  written back to back, as before the interval existed: what the interval saves), one with
+  GATEWAY_LOG_FLUSH_INTERVAL_S=1 (the default before it became 10 s).
 - B4: the original design (benchmarks/original_design.py, started here on port 8100, logging to the same MLflow
   server), measured the same way right after B3; ratios B3/B4.
 - Memory: resident memory of the scoring server and the gateway after 1,000 and after 10,000 gateway requests.
@@ -127,8 +128,10 @@ def main() -> None:
     )["c1"]
     gateway_bodies = bodies(names, False)
     figures["b3_gateway_request_log_off"] = second_gateway(args.scoring_port, gateway_bodies, request_log="false")
-    # the request log writing a grouped run as soon as the previous one is done (GATEWAY_LOG_FLUSH_INTERVAL_S=0)
+    # the request log writing a grouped run as soon as the previous one is done (GATEWAY_LOG_FLUSH_INTERVAL_S=0),
+    # and at most once a second (the default before 10 s)
     figures["b3_gateway_flush_interval_0"] = second_gateway(args.scoring_port, gateway_bodies, log_flush_interval_s="0")
+    figures["b3_gateway_flush_interval_1"] = second_gateway(args.scoring_port, gateway_bodies, log_flush_interval_s="1")
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
     figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
     figures["b4_request_tracking_uri"] = args.original_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")

@@ -87,8 +87,9 @@ class RequestLogger:
     gathered over `flush_interval_s` holds fewer than that.
 
     Grouped runs are written at most once per `flush_interval_s` (sooner when a whole group is waiting): writing a
-    run costs the tracking server and this process CPU that requests need, so under sustained load one run a second
-    disturbs them far less than one every few dozen milliseconds (README, B3 with the request log).
+    run costs the tracking server and this process CPU that requests need, and the requests that arrive meanwhile
+    wait for it. Under sustained load one run every ten seconds (or per `group_size` records) touches fewer of them
+    than one a second, and far fewer than one every few dozen milliseconds (README, B3 with the request log).
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class RequestLogger:
         mode: str = MODE_PER_REQUEST,
         group_size: int = 1000,
         auto_backlog: int = 50,
-        flush_interval_s: float = 1.0,
+        flush_interval_s: float = 10.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"request log mode must be one of {', '.join(MODES)}")

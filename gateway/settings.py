@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     )
     log_group_size: int = Field(1000, ge=1, description="requests per run at most, in grouped and auto modes")
     log_auto_backlog: int = Field(50, ge=1, description="queued requests at which auto mode starts grouping")
-    log_flush_interval_s: float = Field(1.0, ge=0, description="grouped runs are written at most this often")
+    log_flush_interval_s: float = Field(
+        10.0, ge=0, description="grouped runs are written at most this often (sooner when a whole group waits)"
+    )
 
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
     api_key: SecretStr | None = Field(None, description="when set, /movies/* require it in the X-API-Key header")
