@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from model import engine
 from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.people import people_matrix
@@ -366,16 +367,32 @@ def test_the_encoder_warms_up_in_the_background_unless_switched_off(
 
 
 @pytest.mark.parametrize("collector_on", [True, False])
-def test_building_a_recommender_leaves_the_garbage_collector_as_it_found_it(collector_on: bool) -> None:
+def test_loading_a_recommender_pauses_the_garbage_collector_and_restores_it(
+    collector_on: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     movies = tiny_catalog(ROWS)
     vectors = hashing_vectors(movie_texts(movies))
     index = build_index(vectors, movies["id"].to_numpy())
+    seen: dict[str, bool] = {}
+
+    def read_artifacts(paths: object) -> tuple:
+        seen["reading"] = gc.isenabled()
+        return movies, index, people_matrix(movies), "encoder"
+
+    def film_records(frame: object) -> list:
+        seen["building"] = gc.isenabled()
+        return records(frame)
+
+    records = engine._film_records
+    monkeypatch.setattr(engine, "read_artifacts", read_artifacts)
+    monkeypatch.setattr(engine, "_film_records", film_records)
     was = gc.isenabled()
     try:
         gc.enable() if collector_on else gc.disable()
-        Recommender(movies, index, people_matrix(movies))
-        assert gc.isenabled() is collector_on
-        with pytest.raises(ValueError, match="one vector per catalog id"):  # and when building fails
+        Recommender.from_artifacts({})
+        assert seen == {"reading": False, "building": False}  # paused while the objects are made
+        assert gc.isenabled() is collector_on  # and as it was afterwards
+        with pytest.raises(ValueError, match="one vector per catalog id"):  # also when building fails
             Recommender(movies.iloc[1:], index, people_matrix(movies.iloc[1:]))
         assert gc.isenabled() is collector_on
     finally:
