@@ -131,6 +131,7 @@ bench: venv ## benchmarks B1-B6 against the running stack (after `make up`); fig
 	$(BIN)/python -m benchmarks.inprocess
 	$(BIN)/python -m benchmarks.serving --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.upstream_clients --gateway-port $(GATEWAY_PORT)
+	$(BIN)/python -m benchmarks.gateway_cpu --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
 	$(BIN)/python -m benchmarks.build
 	$(BIN)/python -m benchmarks.startup

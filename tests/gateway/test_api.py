@@ -225,6 +225,17 @@ def test_the_right_key_passes_and_health_stays_open(guarded: TestClient) -> None
     assert guarded.get("/health").status_code == 200
 
 
+def test_the_key_header_is_documented_exactly_where_it_is_checked(client: TestClient, guarded: TestClient) -> None:
+    # An open gateway solves no key dependency per request; one with GATEWAY_API_KEY checks and documents it.
+    for test_client, expected in ((client, set()), (guarded, {"x-api-key"})):
+        paths = test_client.get("/openapi.json").json()["paths"]
+        routes = (("/movies/recommendations/", "post"), ("/movies/search", "get"), ("/movies/{film_id}", "get"))
+        for path, method in routes:
+            headers = {p["name"] for p in paths[path][method].get("parameters", []) if p["in"] == "header"}
+            assert headers == expected, (path, headers)
+        assert "parameters" not in paths["/health"]["get"]
+
+
 def test_configured_cors_origin_is_allowed(guarded: TestClient) -> None:
     preflight = guarded.options(
         "/movies/recommendations/",
