@@ -6,7 +6,7 @@
 | `index.faiss`    | FAISS `IndexIDMap2(IndexFlatIP)`: one normalised vector per catalog id   |
 | `movies.parquet` | the catalog (catalog.COLUMNS) plus `prior`, cast ranked by catalog frequency |
 | `people.npz`     | shared-people TF-IDF matrix (scipy CSR), one row per catalog row         |
-| `neighbours.npz` | each film's 100 best recommendations (rows, scores), see model/neighbours.py |
+| `neighbours.npz` | each film's 100 best recommendations (rows, scores, shared fields), see model/neighbours.py |
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def save_artifacts(
     index: faiss.Index,
     movies: pd.DataFrame,
     people: sparse.csr_matrix,
-    neighbours: tuple[np.ndarray, np.ndarray],
+    neighbours: tuple[np.ndarray, ...],
 ) -> dict[str, str]:
     """Write the artifacts under `folder` (`encoder`: a saved SentenceTransformer folder, copied whole); returns
     {artifact name: path} for `mlflow.pyfunc.log_model`."""
@@ -57,7 +57,9 @@ def save_artifacts(
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
     sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
-    np.savez(paths[NEIGHBOURS], rows=neighbours[0], scores=neighbours[1])
+    rows, scores, *shared = neighbours  # (rows, scores) or a Neighbours, whose `shared` may be None
+    arrays = {"shared": shared[0]} if shared and shared[0] is not None else {}
+    np.savez(paths[NEIGHBOURS], rows=rows, scores=scores, **arrays)
     return paths
 
 

@@ -14,6 +14,9 @@ Two steps, so that a rebuild redoes only what changed:
 2. The blend (`precompute_neighbours`): every film's pool re-ranked with shared people, prior and era. This runs
    for every film on every build: the people weights (idf) and the prior are catalog-wide, so one added film can
    move every score a little.
+
+With the lists goes, per film and list entry, which explained fields the two films share (`shared_fields`): a
+lookup answer then builds only the `because` lists that are not empty, without touching the other films' sets.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import faiss
 import numpy as np
 from scipy import sparse
+
+from model.schema import EXPLAINED_FIELDS
 
 if TYPE_CHECKING:
     from model.engine import Recommender
@@ -38,6 +43,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_K = 100
 POOL_MARGIN = 64  # pools are kept this much deeper than the ranking needs, so films leaving one rarely empty it
 MAX_FRESH_SHARE = 0.25  # above this share of changed or added films, searching every film again is cheaper
+
+
+class Neighbours(NamedTuple):
+    """Each film's precomputed recommendations, one row per catalog row, best first."""
+
+    rows: np.ndarray  # int32 (n, k) catalog rows; -1 pads the end of a list when the catalog has fewer films
+    scores: np.ndarray  # float32 (n, k)
+    shared: np.ndarray | None = None  # uint8 (n, k), see shared_fields; None in models built before it
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,36 @@ def precompute_neighbours(
     return rows_out, scores_out
 
 
+def shared_fields(recommender: Recommender, rows: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """uint8 (n, k): bit i set where film n and film `rows[n, j]` share a value of EXPLAINED_FIELDS[i] (the
+    lists a recommendation's `because` holds); 0 for padding. Per field, one sparse row product per pair."""
+    n, k = rows.shape
+    shared = np.zeros((n, k), dtype=np.uint8)
+    valid = rows >= 0
+    members = [_membership(recommender._lists[name]) for name in EXPLAINED_FIELDS]
+
+    def mark(start: int) -> None:
+        stop = min(start + chunk, n)
+        films = np.repeat(np.arange(start, stop), k)
+        others = np.where(valid[start:stop], rows[start:stop], 0).ravel()
+        for bit, matrix in enumerate(members):
+            common = np.asarray(matrix[films].multiply(matrix[others]).sum(axis=1)).reshape(stop - start, k) > 0
+            shared[start:stop] |= (common & valid[start:stop]).astype(np.uint8) << bit
+
+    _in_parallel(mark, range(0, n, chunk))
+    return shared
+
+
+def _membership(values: list[list[str]]) -> sparse.csr_matrix:
+    """One row per film, one column per distinct value, 1 where the film's list holds it."""
+    codes: dict[str, int] = {}
+    columns = np.fromiter((codes.setdefault(v, len(codes)) for film in values for v in film), dtype=np.int64)
+    starts = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum([len(film) for film in values], out=starts[1:])
+    data = np.ones(len(columns), dtype=np.int32)
+    return sparse.csr_matrix((data, columns, starts), shape=(len(values), max(len(codes), 1)))
+
+
 def _in_parallel(work: Callable[[int], None], starts: Iterable[int]) -> None:
     """Run `work` for every chunk start on a thread per core: the chunks write disjoint rows, and numpy, scipy
     and BLAS release the GIL for the heavy part of each."""
@@ -284,6 +327,6 @@ def _top(score: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
     return order
 
 
-def load_neighbours(path: str) -> tuple[np.ndarray, np.ndarray]:
+def load_neighbours(path: str) -> Neighbours:
     with np.load(path) as data:
-        return data["rows"], data["scores"]
+        return Neighbours(data["rows"], data["scores"], data["shared"] if "shared" in data.files else None)

@@ -26,6 +26,7 @@ MAX_WITHIN = 10_000
 MAX_SEARCH = 50
 YEAR_RANGE = (1800, 2100)
 MODES = ("recommend", "search", "film", "info")
+EXPLAINED_FIELDS = ("genres", "directors", "cast", "writers")  # what a recommendation's `because` lists
 FORMATS = ("records", "json")  # param `format`: records as JSON objects, or each as one JSON text (see recommender)
 
 TITLE_REQUIRED = "title, liked or query is required"
@@ -130,16 +131,19 @@ def invalid_reason(query: Query) -> str | None:
 
 def plain_reason(query: Query) -> str | None:
     """`invalid_reason` for a query that only names one film (title, or one liked film): the few checks that apply."""
-    film = query.liked[0] if query.liked else FilmRef(title=query.title, year=query.year)
-    if film.is_empty():
+    if query.liked:
+        title, film_year, empty = query.liked[0].title, query.liked[0].year, query.liked[0].is_empty()
+    else:  # the title itself, read directly: this runs on every lookup
+        title, film_year, empty = query.title, query.year, not (query.title or "").strip()
+    if empty:
         return TITLE_REQUIRED if query.title is not None or not query.liked else EMPTY_FILM_REF
-    if film.title is not None and len(film.title) > MAX_TITLE_CHARS:
+    if title is not None and len(title) > MAX_TITLE_CHARS:
         return TITLE_TOO_LONG
     if query.top_n is not None and not 1 <= query.top_n <= MAX_TOP_N:
         return TOP_N_OUT_OF_RANGE
     if query.offset is not None and not 0 <= query.offset <= MAX_OFFSET:
         return OFFSET_OUT_OF_RANGE
-    for year in (query.year, film.year):
+    for year in (query.year, film_year):
         if year is not None and not YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
             return YEAR_OUT_OF_RANGE
     return None

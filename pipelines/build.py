@@ -36,7 +36,7 @@ from model.encoder import ENCODER_NAME, MAX_TOKENS, default_encoder_path, pick_d
 from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
-from model.neighbours import dense_pools, precompute_neighbours
+from model.neighbours import Neighbours, dense_pools, precompute_neighbours, shared_fields
 from model.people import people_matrix
 from model.prior import notability_prior
 from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query, model_signature
@@ -226,8 +226,9 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     return vectors
 
 
-def _neighbours(recommender: Recommender, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Each film's precomputed top recommendations, from the cache when nothing they depend on changed."""
+def _neighbours(recommender: Recommender, cache: Path | None) -> Neighbours:
+    """Each film's precomputed top recommendations, from the cache when nothing they depend on changed, and the
+    fields each shares with the film it is recommended for."""
     people = recommender._people
     key = digest(
         recommender._vectors, people.data, people.indices, people.indptr, recommender._prior,
@@ -235,8 +236,13 @@ def _neighbours(recommender: Recommender, cache: Path | None) -> tuple[np.ndarra
     )  # fmt: skip
     cached = load_cached_neighbours(cache, key)
     mlflow.log_metric("neighbours_cached", float(cached is not None))
-    if cached is not None:
-        return cached
+    if cached is None:
+        cached = _ranked_neighbours(recommender, cache, key)
+    rows, scores = cached
+    return Neighbours(rows, scores, shared_fields(recommender, rows))
+
+
+def _ranked_neighbours(recommender: Recommender, cache: Path | None, key: str) -> tuple[np.ndarray, np.ndarray]:
     faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))  # one batched search per chunk: use every core
     pools, carried = dense_pools(recommender, previous=load_pools(cache))
     mlflow.log_metric("dense_pools_carried_over", carried)

@@ -12,6 +12,7 @@ import pytest
 from model import engine
 from model.engine import WARM_UP_ENV, Ranking, Recommender
 from model.index import build_index
+from model.neighbours import Neighbours
 from model.people import people_matrix
 from model.schema import (
     DEFAULT_TOP_N,
@@ -316,30 +317,62 @@ def fast(recommender: Recommender) -> Recommender:
     )
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        {"title": "Space Saga 3", "top_n": 5},
-        {"title": "Hamlet", "year": 1948, "top_n": 6},
-        {"liked": [{"id": 503}], "top_n": 3},
-        {"title": "Space Saga 0", "top_n": 2, "offset": 3},
-        {"title": "Space Saga 0", "top_n": 5, "offset": 3},  # beyond the 6 stored: ranked live
-        {"title": "Hamster"},
-        {"title": "   "},
-        {"title": "Hamlet", "top_n": 0},
-        {"title": "Hamlet", "offset": -2},
-        {"title": "Hamlet", "year": 3000},
-        {"title": "x" * 301},
-        {"liked": [{}]},
-        {"liked": [{"id": 999}]},
-        {"liked": [{"title": "Hamlet", "year": 1500}]},
-    ],
-)
+@pytest.fixture(scope="module")
+def fast_shared(recommender: Recommender, fast: Recommender) -> Recommender:
+    from model.neighbours import shared_fields
+
+    rows, scores = fast._neighbours.rows, fast._neighbours.scores
+    neighbours = Neighbours(rows, scores, shared_fields(recommender, rows, chunk=4))
+    return Recommender(
+        recommender.movies, recommender.index, recommender._people, recommender.ranking, neighbours=neighbours
+    )
+
+
+NEIGHBOUR_QUERIES = [
+    {"title": "Space Saga 3", "top_n": 5},
+    {"title": "Hamlet", "year": 1948, "top_n": 6},
+    {"liked": [{"id": 503}], "top_n": 3},
+    {"title": "Space Saga 0", "top_n": 2, "offset": 3},
+    {"title": "Space Saga 0", "top_n": 5, "offset": 3},  # beyond the 6 stored: ranked live
+    {"title": "Hamster"},
+    {"title": "   "},
+    {"title": "Hamlet", "top_n": 0},
+    {"title": "Hamlet", "offset": -2},
+    {"title": "Hamlet", "year": 3000},
+    {"title": "x" * 301},
+    {"liked": [{}]},
+    {"liked": [{"id": 999}]},
+    {"liked": [{"title": "Hamlet", "year": 1500}]},
+]
+
+
+@pytest.mark.parametrize("query", NEIGHBOUR_QUERIES)
+@pytest.mark.parametrize("lists", ["fast", "fast_shared"])  # without and with the precomputed shared fields
 def test_neighbour_lists_answer_exactly_as_live_ranking(
-    recommender: Recommender, fast: Recommender, query: dict
+    recommender: Recommender, lists: str, query: dict, request: pytest.FixtureRequest
 ) -> None:
-    assert fast._neighbours is not None
+    fast = request.getfixturevalue(lists)
+    assert fast._neighbours is not None and (fast._neighbours.shared is not None) == (lists == "fast_shared")
     assert one(fast, **query) == one(recommender, **query)
+
+
+def test_every_film_explains_the_same_from_shared_fields(recommender: Recommender, fast_shared: Recommender) -> None:
+    shared_anything = set()
+    for title, year in zip(recommender.movies["title"], recommender.movies["year"], strict=True):
+        answer = one(fast_shared, title=title, year=int(year), top_n=6)
+        assert answer == one(recommender, title=title, year=int(year), top_n=6)
+        shared_anything |= {name for film in answer["recommendations"] for name, v in film["because"].items() if v}
+    assert {"genres", "directors"} <= shared_anything  # the comparison covers lists that are not empty
+
+
+def test_shared_fields_that_do_not_fit_the_lists_are_not_used(recommender: Recommender, fast: Recommender) -> None:
+    rows, scores = fast._neighbours.rows, fast._neighbours.scores
+    wrong = Neighbours(rows, scores, np.full((len(rows), 2), 255, dtype=np.uint8))
+    model = Recommender(
+        recommender.movies, recommender.index, recommender._people, recommender.ranking, neighbours=wrong
+    )
+    assert model._neighbours is not None and model._neighbours.shared is None
+    assert one(model, title="Hamlet", top_n=4) == one(recommender, title="Hamlet", top_n=4)
 
 
 @pytest.mark.parametrize(("setting", "loads"), [(None, True), ("false", False)])

@@ -12,13 +12,17 @@ from model.index import build_index
 from model.neighbours import (
     MAX_FRESH_SHARE,
     POOL_MARGIN,
+    Neighbours,
     SharedPeople,
     _nearest,
     _top,
     dense_pools,
+    load_neighbours,
     precompute_neighbours,
+    shared_fields,
 )
 from model.people import people_matrix
+from model.schema import EXPLAINED_FIELDS
 from tests.conftest import tiny_catalog
 
 POOL = 40
@@ -169,3 +173,34 @@ def test_tiny_catalogs(n: int) -> None:
     model = recommender(movies, vectors)
     rows, _ = precompute_neighbours(model, K, dense_pools(model)[0])
     assert rows.shape == (n, min(K, n - 1))
+
+
+def test_shared_fields_mark_exactly_the_fields_each_pair_shares() -> None:
+    movies, vectors = catalog(300)
+    model = recommender(movies, vectors)
+    rows, _ = precompute_neighbours(model, K, dense_pools(model)[0])
+    rows[:7, -3:] = -1  # padding, as a list shorter than the catalog ends
+    shared = shared_fields(model, rows, chunk=64)  # several chunks, the last one short
+    want = np.zeros_like(shared)
+    for film, others in enumerate(rows.tolist()):
+        for j, other in enumerate(others):
+            for bit, name in enumerate(EXPLAINED_FIELDS):
+                if other >= 0 and model._sets[name][film] & model._sets[name][other]:
+                    want[film, j] |= 1 << bit
+    np.testing.assert_array_equal(shared, want)
+    assert shared.dtype == np.uint8 and not shared[:7, -3:].any()
+    for bit in range(3):  # genres, directors and cast are shared by some pairs here, and not by others
+        assert 0 < (want & (1 << bit)).astype(bool).mean() < 1
+
+
+def test_neighbours_files_keep_the_shared_fields_and_older_files_still_load(tmp_path) -> None:
+    rows = np.array([[1, 2], [0, -1], [0, 1]], dtype=np.int32)
+    scores = np.array([[0.9, 0.5], [0.8, -np.inf], [0.7, 0.6]], dtype=np.float32)
+    shared = np.array([[1, 3], [0, 0], [8, 1]], dtype=np.uint8)
+    np.savez(tmp_path / "new.npz", rows=rows, scores=scores, shared=shared)
+    np.savez(tmp_path / "old.npz", rows=rows, scores=scores)  # models built before shared fields
+    loaded = load_neighbours(str(tmp_path / "new.npz"))
+    assert isinstance(loaded, Neighbours)
+    np.testing.assert_array_equal(loaded.shared, shared)
+    np.testing.assert_array_equal(loaded.rows, rows)
+    assert load_neighbours(str(tmp_path / "old.npz")).shared is None

@@ -137,3 +137,16 @@ def test_very_short_queries_only_get_suggestions(resolver: TitleResolver) -> Non
 def test_empty_and_punctuation_only_queries_are_unknown(resolver: TitleResolver) -> None:
     assert resolver.resolve("").position is None
     assert resolver.resolve("?!…").position is None
+
+
+def test_titles_typed_as_listed_resolve_as_any_other_spelling_would() -> None:
+    # Exactly listed titles skip normalising; a leading space takes the full path. Both must agree, also for a
+    # catalog title that itself ends in a year in parentheses, which is still read as a title and a year.
+    titles = ["Heat", "The Heat", "Hamlet", "Hamlet", "1984 (1956)", "1984", "Godfather, The", "Amélie"]
+    years = [1995, 2013, 1948, 1996, 1956, 1984, 1972, 2001]
+    resolver = TitleResolver(titles, years, [10, 5, 40, 90, 3, 30, 50, 20])
+    for title in titles:
+        for year in (None, 1948, 1956, 1984):
+            assert resolver.resolve(title, year) == resolver.resolve(f" {title}", year), (title, year)
+    assert resolver.resolve("1984 (1956)").position == 5  # title "1984", year 1956 (no film): as it always was
+    assert resolver.resolve("Hamlet").position == 3
