@@ -8,14 +8,21 @@ load generator and request bodies as benchmarks/serving.py, sequentially.
 - gateway hop: a do-nothing FastAPI POST route (this module's `app`) under uvicorn, as `python -m gateway` runs it.
 The sum of the two p50s is the least a request through the gateway can take here with `mlflow models serve` behind
 it, before either process does any work of its own. Writes benchmarks/results/floors.json when run alone.
+
+A third floor needs the real scoring server, so benchmarks/serving.py measures it beside B3 (`forwarding_hop`): a
+FastAPI route (`forwarding`) that wraps the body into the gateway's scoring request, sends it through the gateway's
+own upstream pool and returns the scoring server's answer unread: two hops and the model, no gateway logic.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ from fastapi import FastAPI, Request, Response
 from benchmarks.common import answers, detached, load, post_bytes, wait_for, write_result
 from gateway.scoring import RECORDS_AS_TEXT
 from gateway.supervisor import MLFLOW_MODELS, pick_port
+from gateway.upstream import UpstreamPool
 
 HOST = "127.0.0.1"
 FLOOR_MODEL = Path(__file__).with_name("floor_model.py")
@@ -37,6 +45,42 @@ app = FastAPI()
 async def do_nothing(request: Request) -> Response:
     await request.body()
     return Response(b'{"recommendations": []}', media_type="application/json")
+
+
+FORWARD_TO = "FLOOR_SCORING_URL"  # where `forwarding` sends what it receives
+
+
+@asynccontextmanager
+async def _upstream(app: FastAPI) -> AsyncIterator[None]:
+    app.state.upstream = UpstreamPool(os.environ[FORWARD_TO])
+    yield
+    await app.state.upstream.close()
+
+
+forwarding = FastAPI(lifespan=_upstream)
+SCORING_PREFIX = b'{"inputs": ['
+SCORING_SUFFIX = b'], "params": ' + json.dumps(SCORING_PARAMS).encode() + b"}"
+
+
+@forwarding.post("/movies/recommendations/")
+async def forward(request: Request) -> Response:
+    status, answer = await request.app.state.upstream.post(
+        "/invocations", SCORING_PREFIX + await request.body() + SCORING_SUFFIX
+    )
+    return Response(answer, status_code=status, media_type="application/json")
+
+
+def forwarding_hop(requests: int, scoring_port: int, bodies: list[bytes]) -> dict[str, Any]:
+    """Sequential p50/p99 of `forwarding` under uvicorn in front of the scoring server on `scoring_port`, for the
+    gateway's request `bodies` (cycled to `requests`)."""
+    port = pick_port(HOST, 0)
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.floors:forwarding", "--port", str(port), "--no-access-log"]
+    with detached(command, {FORWARD_TO: f"http://{HOST}:{scoring_port}"}) as popen:
+        path = "/movies/recommendations/"
+        wait_for(lambda: answers(f"http://{HOST}:{port}{path}", bodies[0]), popen)
+        sent = [post_bytes(HOST, port, path, body) for body in bodies]
+        load(HOST, port, sent[:200], 1)  # warm-up
+        return load(HOST, port, (sent * (requests // len(sent) + 1))[:requests], 1)
 
 
 def scoring_hop(requests: int) -> dict[str, Any]:

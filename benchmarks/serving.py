@@ -3,7 +3,9 @@
     python -m benchmarks.serving [--requests 2000]        (after `make up`)
 
 - Floors (benchmarks/floors.py): the same sequential requests to a do-nothing pyfunc under `mlflow models serve`
-  and to a do-nothing FastAPI route: the least each hop costs on this machine.
+  and to a do-nothing FastAPI route: the least each hop costs on this machine. And, right before B3, a FastAPI
+  route that only forwards the gateway's request to this scoring server and returns its answer unread (two hops
+  and the model, none of the gateway's work): B3 minus it is what the gateway's own work costs.
 - B2: sequential POSTs to the scoring server's /invocations (one known title, top 10): as a user sends them
   (records as objects) and as the gateway sends them (param format=json, records as JSON text).
 - B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32. Before it, three
@@ -41,7 +43,7 @@ from benchmarks.common import (
     wait_for,
     write_result,
 )
-from benchmarks.floors import SCORING_PARAMS, floors
+from benchmarks.floors import SCORING_PARAMS, floors, forwarding_hop
 from gateway.supervisor import pick_port
 from model.catalog import load_catalog
 
@@ -132,6 +134,7 @@ def main() -> None:
     # and at most once a second (the default before 10 s)
     figures["b3_gateway_flush_interval_0"] = second_gateway(args.scoring_port, gateway_bodies, log_flush_interval_s="0")
     figures["b3_gateway_flush_interval_1"] = second_gateway(args.scoring_port, gateway_bodies, log_flush_interval_s="1")
+    figures["b3_forwarding_floor"] = forwarding_hop(args.requests, args.scoring_port, gateway_bodies)
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
     figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
     figures["b4_request_tracking_uri"] = args.original_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -152,7 +155,11 @@ def main() -> None:
             figures["floors"]["scoring_hop_do_nothing_pyfunc"]["p50_ms"],
         ),
         "b3_sequential_p50": ratio(b3["c1"]["p50_ms"], figures["floors"]["two_hops_p50_ms"]),
+        "b3_sequential_p50_over_forwarding": ratio(b3["c1"]["p50_ms"], figures["b3_forwarding_floor"]["p50_ms"]),
     }
+    figures["gateway_own_work_sequential_p50_ms"] = round(
+        b3["c1"]["p50_ms"] - figures["b3_forwarding_floor"]["p50_ms"], 3
+    )
     figures["request_log_cost_sequential_p50_ms"] = round(
         b3["c1"]["p50_ms"] - figures["b3_gateway_request_log_off"]["p50_ms"], 3
     )
