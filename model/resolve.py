@@ -82,7 +82,7 @@ class TitleResolver:
 
     def resolve(self, title: str, year: int | None = None) -> Resolution:
         listed = self._as_listed.get(title)
-        if listed:
+        if listed is not None:
             name, key = listed
         else:
             title, year = _split_year(title, year)
