@@ -75,12 +75,8 @@ def forwarding_hop(requests: int, scoring_port: int, bodies: list[bytes]) -> dic
     gateway's request `bodies` (cycled to `requests`)."""
     port = pick_port(HOST, 0)
     command = [sys.executable, "-m", "uvicorn", "benchmarks.floors:forwarding", "--port", str(port), "--no-access-log"]
-    with detached(command, {FORWARD_TO: f"http://{HOST}:{scoring_port}"}) as popen:
-        path = "/movies/recommendations/"
-        wait_for(lambda: answers(f"http://{HOST}:{port}{path}", bodies[0]), popen)
-        sent = [post_bytes(HOST, port, path, body) for body in bodies]
-        load(HOST, port, sent[:200], 1)  # warm-up
-        return load(HOST, port, (sent * (requests // len(sent) + 1))[:requests], 1)
+    env = {FORWARD_TO: f"http://{HOST}:{scoring_port}"}
+    return _measure(command, port, "/movies/recommendations/", bodies, requests, env)
 
 
 def scoring_hop(requests: int) -> dict[str, Any]:
@@ -93,22 +89,25 @@ def scoring_hop(requests: int) -> dict[str, Any]:
         port = pick_port(HOST, 0)
         command = [*MLFLOW_MODELS, "serve", "-m", str(model_dir), "--env-manager", "local", "--port", str(port)]
         body = json.dumps({"inputs": [QUERY], "params": SCORING_PARAMS}).encode()
-        return _measure(command, port, "/invocations", body, requests)
+        return _measure(command, port, "/invocations", [body], requests)
 
 
 def gateway_hop(requests: int) -> dict[str, Any]:
     """Sequential p50/p99 of a do-nothing FastAPI POST route under uvicorn."""
     port = pick_port(HOST, 0)
     command = [sys.executable, "-m", "uvicorn", "benchmarks.floors:app", "--port", str(port), "--no-access-log"]
-    return _measure(command, port, "/movies/recommendations/", json.dumps(QUERY).encode(), requests)
+    return _measure(command, port, "/movies/recommendations/", [json.dumps(QUERY).encode()], requests)
 
 
-def _measure(command: list[str], port: int, path: str, body: bytes, requests: int) -> dict[str, Any]:
-    with detached(command) as popen:
-        wait_for(lambda: answers(f"http://{HOST}:{port}{path}", body), popen)
-        request = post_bytes(HOST, port, path, body)
-        load(HOST, port, [request] * 200, 1)  # warm-up
-        return load(HOST, port, [request] * requests, 1)
+def _measure(
+    command: list[str], port: int, path: str, bodies: list[bytes], requests: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Start `command`, wait until `path` answers, warm up, then `requests` sequential POSTs cycling `bodies`."""
+    with detached(command, env) as popen:
+        wait_for(lambda: answers(f"http://{HOST}:{port}{path}", bodies[0]), popen)
+        sent = [post_bytes(HOST, port, path, body) for body in bodies]
+        load(HOST, port, (sent * (200 // len(sent) + 1))[:200], 1)  # warm-up
+        return load(HOST, port, (sent * (requests // len(sent) + 1))[:requests], 1)
 
 
 def floors(requests: int) -> dict[str, Any]:
