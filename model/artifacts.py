@@ -25,6 +25,7 @@ from scipy import sparse
 
 from model.catalog import LIST_COLUMNS
 from model.index import load_index, save_index
+from model.neighbours import Neighbours
 
 ENCODER = "encoder"
 INDEX = "index"
@@ -46,7 +47,7 @@ def save_artifacts(
     index: faiss.Index,
     movies: pd.DataFrame,
     people: sparse.csr_matrix,
-    neighbours: tuple[np.ndarray, ...],
+    neighbours: Neighbours,
 ) -> dict[str, str]:
     """Write the artifacts under `folder` (`encoder`: a saved SentenceTransformer folder, copied whole); returns
     {artifact name: path} for `mlflow.pyfunc.log_model`."""
@@ -57,9 +58,8 @@ def save_artifacts(
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
     sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
-    rows, scores, *shared = neighbours  # (rows, scores) or a Neighbours, whose `shared` may be None
-    arrays = {"shared": shared[0]} if shared and shared[0] is not None else {}
-    np.savez(paths[NEIGHBOURS], rows=rows, scores=scores, **arrays)
+    shared = {"shared": neighbours.shared} if neighbours.shared is not None else {}
+    np.savez(paths[NEIGHBOURS], rows=neighbours.rows, scores=neighbours.scores, **shared)
     return paths
 
 

@@ -72,7 +72,7 @@ def test_a_rebuild_after_a_small_change_carries_pools_over_and_matches_a_cold_co
     import numpy as np
     import pandas as pd
 
-    from model.neighbours import precompute_neighbours
+    from model.neighbours import precompute_neighbours, shared_fields
 
     cache = tmp_path / "cache"
     shutil.copytree(slice_file.parent / "build-cache", cache)  # the session build's embeddings and pools
@@ -93,6 +93,9 @@ def test_a_rebuild_after_a_small_change_carries_pools_over_and_matches_a_cold_co
     rows, scores = precompute_neighbours(model, model._neighbours[0].shape[1])
     np.testing.assert_array_equal(model._neighbours[0], rows)
     np.testing.assert_allclose(model._neighbours[1], scores, atol=1e-5)
+    # the logged lists carry their shared-field bits, as computed over the model's own artifacts
+    assert model._neighbours.shared is not None
+    np.testing.assert_array_equal(model._neighbours.shared, shared_fields(model, rows))
 
 
 BROKEN_CATALOGS = {
