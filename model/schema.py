@@ -77,7 +77,7 @@ class FilmRef(pydantic.BaseModel):
         return _from_dataframe(value)
 
     def is_empty(self) -> bool:
-        return self.id is None and not (self.title or "").strip()
+        return _names_no_film(self.id, self.title)
 
 
 class Query(pydantic.BaseModel):
@@ -133,8 +133,8 @@ def plain_reason(query: Query) -> str | None:
     """`invalid_reason` for a query that only names one film (title, or one liked film): the few checks that apply."""
     if query.liked:
         title, film_year, empty = query.liked[0].title, query.liked[0].year, query.liked[0].is_empty()
-    else:  # the title itself, read directly: this runs on every lookup
-        title, film_year, empty = query.title, query.year, not (query.title or "").strip()
+    else:  # the title itself, read directly (no FilmRef built): this runs on every lookup
+        title, film_year, empty = query.title, query.year, _names_no_film(None, query.title)
     if empty:
         return TITLE_REQUIRED if query.title is not None or not query.liked else EMPTY_FILM_REF
     if title is not None and len(title) > MAX_TITLE_CHARS:
@@ -147,6 +147,11 @@ def plain_reason(query: Query) -> str | None:
         if year is not None and not YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
             return YEAR_OUT_OF_RANGE
     return None
+
+
+def _names_no_film(film_id: int | None, title: str | None) -> bool:
+    """Neither an id nor a title with visible characters."""
+    return film_id is None and not (title or "").strip()
 
 
 def _refs(query: Query) -> list[FilmRef]:
