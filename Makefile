@@ -55,7 +55,7 @@ stop() {
 }
 endef
 
-.PHONY: help venv up down build evaluate promote test lint bench soak faults
+.PHONY: help venv up down build evaluate promote test test-fast lint bench docs soak faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -144,8 +144,11 @@ faults: venv ## promotion, rollback and a killed scoring server under load (TO=a
 	$(BIN)/python -m benchmarks.faults --to $(TO) --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI) \
 	  --model-name $(MODEL_NAME) --state-dir $(RUN)
 
-test: venv ## run every test, integration included
+test: venv ## run every test, integration included (what CI runs)
 	$(BIN)/python -m pytest
+
+test-fast: venv ## the tests that start no process and no `mlflow run` (while editing)
+	$(BIN)/python -m pytest -m "not integration and not slow"
 
 lint: venv ## ruff
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@
 | `index.faiss`    | FAISS `IndexIDMap2(IndexFlatIP)`: one normalised vector per catalog id   |
 | `movies.parquet` | the catalog (catalog.COLUMNS) plus `prior`, cast ranked by catalog frequency |
 | `people.npz`     | shared-people TF-IDF matrix (scipy CSR), one row per catalog row         |
-| `neighbours.npz` | each film's 100 best recommendations (rows, scores, shared fields), see model/neighbours.py |
+| `neighbours.npz` | each film's 100 best recommendations (rows, scores), see model/neighbours.py      |
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from scipy import sparse
 
 from model.catalog import LIST_COLUMNS
 from model.index import load_index, save_index
-from model.neighbours import Neighbours
+from model.neighbours import Neighbours, load_neighbours
 
 ENCODER = "encoder"
 INDEX = "index"
@@ -58,8 +58,7 @@ def save_artifacts(
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
     sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
-    shared = {"shared": neighbours.shared} if neighbours.shared is not None else {}
-    np.savez(paths[NEIGHBOURS], rows=neighbours.rows, scores=neighbours.scores, **shared)
+    np.savez(paths[NEIGHBOURS], rows=neighbours.rows, scores=neighbours.scores)
     return paths
 
 
@@ -91,7 +90,11 @@ def read_movies(path: str | Path) -> pd.DataFrame:
     return movies[table.column_names]
 
 
-def read_artifacts(paths: Mapping[str, str]) -> tuple[pd.DataFrame, faiss.IndexIDMap2, sparse.csr_matrix, str]:
-    """(movies, index, people matrix, encoder folder) from the paths MLflow hands to `load_context`."""
+def read_artifacts(
+    paths: Mapping[str, str],
+) -> tuple[pd.DataFrame, faiss.IndexIDMap2, sparse.csr_matrix, Neighbours | None, str]:
+    """(movies, index, people matrix, neighbour lists, encoder folder) from the paths MLflow hands to
+    `load_context`; no neighbour lists in a model logged without them."""
     people = sparse.load_npz(paths[PEOPLE]).tocsr()
-    return read_movies(paths[MOVIES]), load_index(paths[INDEX]), people, paths[ENCODER]
+    neighbours = load_neighbours(paths[NEIGHBOURS]) if NEIGHBOURS in paths else None
+    return read_movies(paths[MOVIES]), load_index(paths[INDEX]), people, neighbours, paths[ENCODER]

@@ -1,23 +1,21 @@
-"""The sentence encoder (all-MiniLM-L6-v2): where it comes from, where it runs, how texts become vectors.
+"""The sentence encoder (all-MiniLM-L6-v2) through sentence-transformers: where it comes from, where it runs, how
+texts become vectors. The build encodes the catalog with it on any device; the served model encodes free text.
 
 sentence-transformers and torch are imported inside the functions: a served model answers title queries from stored
-vectors and should not pay for torch unless a request needs the encoder.
+vectors and loads the encoder in the background (model/engine.py, `warm_up`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-logger = logging.getLogger(__name__)
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_TOKENS = 256
@@ -64,42 +62,7 @@ def encode(
 
 
 def token_counts(encoder: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
-    """Word pieces per text as the encoder's tokenizer counts them, special tokens included."""
+    """Word pieces per whole text as the encoder's tokenizer counts them, special tokens included: how much of each
+    text the `MAX_TOKENS` window sees."""
     encoded = encoder.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
     return np.array([len(ids) for ids in encoded], dtype=np.int64)
-
-
-class TextEncoder(Protocol):
-    """Texts → normalised vectors; and whole-text token counts (what the build logs)."""
-
-    def __call__(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
-
-    def token_counts(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class SentenceTransformerEncoder:
-    """A loaded SentenceTransformer behind the TextEncoder interface."""
-
-    def __init__(self, encoder: SentenceTransformer) -> None:
-        self.encoder = encoder
-
-    def __call__(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        return encode(self.encoder, texts, batch_size=batch_size, progress=progress)
-
-    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
-        return token_counts(self.encoder, texts)
-
-
-def text_encoder(path: str | Path, device: str = "cpu") -> TextEncoder:
-    """The encoder of texts, for the served model's free-text queries (CPU) and the build's movie texts.
-
-    On the CPU, `model.bert`'s lean forward pass when it reproduces the saved model: the same vectors as
-    sentence-transformers (within 1e-5, tests/model/test_bert.py; the embedding cache serves either's) without
-    importing sentence-transformers, about 7 s of CPU that every starting scoring server and every rebuild of a few
-    changed films would pay. On a GPU, and for any other architecture, sentence-transformers."""
-    from model import bert
-
-    if device == "cpu" and bert.is_supported(path):
-        return bert.BertEncoder(path, MAX_TOKENS)
-    logger.info("encoding with sentence-transformers on %s (%s)", device, path)
-    return SentenceTransformerEncoder(load_encoder(path, device=device))

@@ -1,44 +1,34 @@
-"""Precomputed neighbours: each film's best `k` recommendations as a single-film query, computed at build time.
+"""Precomputed neighbours: each film's best `k` recommendations as a one-film query, computed at build time.
 
-A request for one known title (no filters, no free text, no dislikes, no diversity, `offset + top_n <= k`) is then
-a lookup instead of a search. The lists are computed the way `Recommender` ranks a one-film query: the
-`ranking.pool` films nearest by embedding (the query film left out), re-ranked by the blend, ties to the lower id.
-Beyond the first `k`, and for every other kind of request, ranking stays live; the two agree up to float32
-rounding of near-equal scores.
+A query for one film and nothing else (no filters, free text, dislikes or diversity, `offset + top_n <= k`) is then
+a lookup instead of a search (model/engine.py). The lists rank as the live search does (model/ranking.py): the
+`ranking.pool` films nearest by embedding, the query film left out, re-ranked by the same `blend`, ties to the
+lower id; the two agree up to float32 rounding of near-equal scores.
 
 Two steps, so that a rebuild redoes only what changed:
 1. Dense pools (`dense_pools`): each film's nearest films by inner product, a little deeper than the ranking's
    pool. FAISS finds them in batches; given the previous build's pools, a film whose vector did not change keeps
    its pool, minus films that changed or left, plus changed and added films that come closer than its pool's
-   farthest member — the same films a full search would find — and only the rest are searched.
-2. The blend (`precompute_neighbours`): every film's pool re-ranked with shared people, prior and era. This runs
-   for every film on every build: the people weights (idf) and the prior are catalog-wide, so one added film can
-   move every score a little.
-
-With the lists goes, per film and list entry, which explained fields the two films share (`shared_fields`): a
-lookup answer then builds only the `because` lists that are not empty, without touching the other films' sets.
+   farthest member (the same films a full search would find), and only the rest are searched.
+2. The blend (`precompute_neighbours`): every film's pool re-ranked. This runs for every film on every build: the
+   people weights (idf) and the prior are catalog-wide, so one added film can move every score a little.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import faiss
 import numpy as np
 from scipy import sparse
 
-from model.schema import EXPLAINED_FIELDS
-
-if TYPE_CHECKING:
-    from model.engine import Recommender
-
-logger = logging.getLogger(__name__)
+from model.films import Films
+from model.ranking import Ranking, blend
 
 DEFAULT_K = 100
 POOL_MARGIN = 64  # pools are kept this much deeper than the ranking needs, so films leaving one rarely empty it
@@ -50,7 +40,6 @@ class Neighbours(NamedTuple):
 
     rows: np.ndarray  # int32 (n, k) catalog rows; -1 pads the end of a list when the catalog has fewer films
     scores: np.ndarray  # float32 (n, k)
-    shared: np.ndarray | None = None  # uint8 (n, k), see shared_fields; None in models built before it
 
 
 @dataclass(frozen=True)
@@ -76,13 +65,13 @@ def vector_keys(vectors: np.ndarray) -> np.ndarray:
 
 
 def dense_pools(
-    recommender: Recommender, previous: DensePools | None = None, margin: int = POOL_MARGIN, chunk: int = 512
+    films: Films, ranking: Ranking, previous: DensePools | None = None, margin: int = POOL_MARGIN, chunk: int = 512
 ) -> tuple[DensePools, int]:
     """Pools of what the blend takes plus `margin` films (fewer in a smaller catalog) for every film, and how many
     were carried over from `previous` instead of searched."""
-    ids, vectors = recommender._ids, recommender._vectors
+    ids, vectors = films.ids, films.vectors
     n = len(ids)
-    need = _need(recommender)
+    need = _need(films, ranking)
     depth = min(need + margin, n)
     keys = vector_keys(vectors)
     rows = np.full((n, depth), -1, dtype=np.int32)
@@ -91,11 +80,11 @@ def dense_pools(
     if previous is not None and len(previous.ids) and n:
         carried = _carry_over(previous, ids, keys, vectors, need, rows, sims)
     todo = np.flatnonzero(~carried)
-    flat = faiss.downcast_index(recommender.index.index)  # answers vector positions: rows are one gather away
+    flat = faiss.downcast_index(films.index.index)  # answers vector positions: rows are one gather away
     for start in range(0, len(todo), chunk):
         queries = todo[start : start + chunk]
         found_sims, found = flat.search(np.ascontiguousarray(vectors[queries]), depth)
-        rows[queries] = np.where(found >= 0, recommender._row_of_vector[np.maximum(found, 0)], -1)
+        rows[queries] = np.where(found >= 0, films.row_of_vector[np.maximum(found, 0)], -1)
         sims[queries] = np.where(found >= 0, found_sims, -np.inf)
     return DensePools(ids.astype(np.int64), keys, rows, sims), int(carried.sum())
 
@@ -127,18 +116,18 @@ def _carry_over(
     kept = np.flatnonzero(same)
 
     def carry(start: int) -> None:
-        films = kept[start : start + chunk]
-        old = previous.rows[before[films]]
-        old_sims = previous.sims[before[films]]
+        chunk_rows = kept[start : start + chunk]
+        old = previous.rows[before[chunk_rows]]
+        old_sims = previous.sims[before[chunk_rows]]
         known = old >= 0
         # Beyond its farthest member a pool knows nothing: a fresh film counts only if it comes nearer than that,
         # unless the pool held every film of the previous catalog.
         whole = known.sum(axis=1) == len(previous.ids)
         horizon = np.where(whole, -np.inf, np.where(known, old_sims, np.inf).min(axis=1))
         mapped = np.where(known, now[np.maximum(old, 0)], -1)
-        candidate_rows = np.concatenate([mapped, np.broadcast_to(fresh, (len(films), len(fresh)))], axis=1)
+        candidate_rows = np.concatenate([mapped, np.broadcast_to(fresh, (len(chunk_rows), len(fresh)))], axis=1)
         candidate_sims = np.concatenate(
-            [np.where(mapped >= 0, old_sims, -np.inf), vectors[films] @ fresh_vectors], axis=1
+            [np.where(mapped >= 0, old_sims, -np.inf), vectors[chunk_rows] @ fresh_vectors], axis=1
         ).astype(np.float32)
         candidate_sims[:, old.shape[1] :][candidate_sims[:, old.shape[1] :] < horizon[:, None]] = -np.inf
         if candidate_sims.shape[1] > depth:
@@ -148,65 +137,37 @@ def _carry_over(
         width = candidate_sims.shape[1]
         valid = np.isfinite(candidate_sims)
         ok = valid.sum(axis=1) >= need
-        rows[films[ok], :width] = np.where(valid[ok], candidate_rows[ok], -1)
-        sims[films[ok], :width] = np.where(valid[ok], candidate_sims[ok], -np.inf)
-        filled[films[ok]] = True
+        rows[chunk_rows[ok], :width] = np.where(valid[ok], candidate_rows[ok], -1)
+        sims[chunk_rows[ok], :width] = np.where(valid[ok], candidate_sims[ok], -np.inf)
+        filled[chunk_rows[ok]] = True
 
     _in_parallel(carry, range(0, len(kept), chunk))
     return filled
 
 
 def precompute_neighbours(
-    recommender: Recommender, k: int = DEFAULT_K, pools: DensePools | None = None, chunk: int = 512
-) -> tuple[np.ndarray, np.ndarray]:
-    """(rows int32 (n, k), scores float32 (n, k)) per catalog row, best first; -1 / -inf pad short catalogs.
-    `pools` (from `dense_pools`) saves searching them again."""
-    n = len(recommender.movies)
+    films: Films, ranking: Ranking, k: int = DEFAULT_K, pools: DensePools | None = None, chunk: int = 512
+) -> Neighbours:
+    """Each film's `k` best recommendations, best first; -1 / -inf pad the lists of a catalog of `k` films or
+    fewer. `pools` (from `dense_pools`) saves searching them again."""
+    n = len(films)
     k = min(k, n - 1)
     rows_out = np.full((n, max(k, 0)), -1, dtype=np.int32)
     scores_out = np.full((n, max(k, 0)), -np.inf, dtype=np.float32)
     if k <= 0:
-        return rows_out, scores_out
+        return Neighbours(rows_out, scores_out)
     if pools is None:
-        pools, _ = dense_pools(recommender, margin=0, chunk=chunk)
-    shared = SharedPeople(recommender._people)
+        pools, _ = dense_pools(films, ranking, margin=0, chunk=chunk)
+    people = SharedPeople(films.people)
 
     def fill(start: int) -> None:
         queries = np.arange(start, min(start + chunk, n))
-        _fill(recommender, shared, queries, pools.rows[queries], pools.sims[queries], k, rows_out, scores_out)
+        rows, scores = _rank_pools(films, ranking, people, queries, pools.rows[queries], pools.sims[queries], k)
+        rows_out[queries, : rows.shape[1]] = rows
+        scores_out[queries, : scores.shape[1]] = scores
 
     _in_parallel(fill, range(0, n, chunk))
-    return rows_out, scores_out
-
-
-def shared_fields(recommender: Recommender, rows: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """uint8 (n, k): bit i set where film n and film `rows[n, j]` share a value of EXPLAINED_FIELDS[i] (the
-    lists a recommendation's `because` holds); 0 for padding. Per field, one sparse row product per pair."""
-    n, k = rows.shape
-    shared = np.zeros((n, k), dtype=np.uint8)
-    valid = rows >= 0
-    members = [_membership(recommender._lists[name]) for name in EXPLAINED_FIELDS]
-
-    def mark(start: int) -> None:
-        stop = min(start + chunk, n)
-        films = np.repeat(np.arange(start, stop), k)
-        others = np.where(valid[start:stop], rows[start:stop], 0).ravel()
-        for bit, matrix in enumerate(members):
-            common = np.asarray(matrix[films].multiply(matrix[others]).sum(axis=1)).reshape(stop - start, k) > 0
-            shared[start:stop] |= (common & valid[start:stop]).astype(np.uint8) << bit
-
-    _in_parallel(mark, range(0, n, chunk))
-    return shared
-
-
-def _membership(values: list[list[str]]) -> sparse.csr_matrix:
-    """One row per film, one column per distinct value, 1 where the film's list holds it."""
-    codes: dict[str, int] = {}
-    columns = np.fromiter((codes.setdefault(v, len(codes)) for film in values for v in film), dtype=np.int64)
-    starts = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum([len(film) for film in values], out=starts[1:])
-    data = np.ones(len(columns), dtype=np.int32)
-    return sparse.csr_matrix((data, columns, starts), shape=(len(values), max(len(codes), 1)))
+    return Neighbours(rows_out, scores_out)
 
 
 def _in_parallel(work: Callable[[int], None], starts: Iterable[int]) -> None:
@@ -244,21 +205,18 @@ class SharedPeople:
         return np.take_along_axis(products, pool, axis=1).astype(np.float64)
 
 
-def _fill(
-    recommender: Recommender,
-    shared: SharedPeople,
+def _rank_pools(
+    films: Films,
+    ranking: Ranking,
+    people: SharedPeople,
     queries: np.ndarray,
     pool: np.ndarray,
     similarity: np.ndarray,
     k: int,
-    rows_out: np.ndarray,
-    scores_out: np.ndarray,
-) -> None:
-    """One chunk, vectorised: the nearest `ranking.pool + 1` of each pool, the query film dropped, blend, top `k`
-    by (score, id)."""
-    ranking = recommender.ranking
-    people, ids = recommender._people, recommender._ids
-    need = _need(recommender)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores) of the `k` best films of each query film's pool, vectorised over a chunk of query films:
+    the nearest `ranking.pool` of the pool without the query film, blended, best first by (score, id)."""
+    need = _need(films, ranking)
     if pool.shape[1] > need:
         nearest = _nearest(similarity, pool, need)
         pool, similarity = np.take_along_axis(pool, nearest, axis=1), np.take_along_axis(similarity, nearest, axis=1)
@@ -267,30 +225,22 @@ def _fill(
     lacking = ~drop.any(axis=1)
     drop[lacking, np.argmin(similarity[lacking], axis=1)] = True
     pool = pool[~drop].reshape(len(queries), -1)
-    similarity = similarity[~drop].reshape(len(queries), -1).astype(np.float64)
+    similarity = similarity[~drop].reshape(len(queries), -1)
     valid = pool >= 0
     safe = np.where(valid, pool, 0)
-    has_people = (np.diff(people.indptr)[queries] > 0)[:, None]
-    weight = np.where(has_people, ranking.dense_weight, 1.0)
-    score = weight * similarity
-    if ranking.dense_weight < 1:
-        score += np.where(has_people, (1 - weight) * shared(queries, safe), 0.0)
-    score += ranking.prior_weight * recommender._prior[safe]
-    if ranking.era_weight:
-        years = recommender._years
-        gap = np.abs(years[safe] - years[queries][:, None]) / 10
-        score -= ranking.era_weight * np.nan_to_num(gap, nan=0.0)
+    has_people = (np.diff(films.people.indptr)[queries] > 0)[:, None]
+    shared = people(queries, safe) if ranking.dense_weight < 1 else None
+    era = films.years[queries][:, None]
+    score = blend(ranking, similarity, shared, films.prior[safe], films.years[safe], era, has_people)
     score = np.where(valid, score, -np.inf)
-    order = _top(score, np.where(valid, ids[safe], np.iinfo(np.int64).max), k)
-    rows_out[queries, : order.shape[1]] = np.where(
-        np.take_along_axis(valid, order, axis=1), np.take_along_axis(pool, order, axis=1), -1
-    )
-    scores_out[queries, : order.shape[1]] = np.take_along_axis(score, order, axis=1)
+    order = _top(score, np.where(valid, films.ids[safe], np.iinfo(np.int64).max), k)
+    rows = np.where(np.take_along_axis(valid, order, axis=1), np.take_along_axis(pool, order, axis=1), -1)
+    return rows, np.take_along_axis(score, order, axis=1)
 
 
-def _need(recommender: Recommender) -> int:
+def _need(films: Films, ranking: Ranking) -> int:
     """How many nearest films the blend takes from a pool: the ranking's pool and the query film itself."""
-    return min(recommender.ranking.pool + 1, len(recommender._ids))
+    return min(ranking.pool + 1, len(films))
 
 
 def _nearest(similarity: np.ndarray, rows: np.ndarray, need: int) -> np.ndarray:
@@ -329,4 +279,4 @@ def _top(score: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
 
 def load_neighbours(path: str) -> Neighbours:
     with np.load(path) as data:
-        return Neighbours(data["rows"], data["scores"], data["shared"] if "shared" in data.files else None)
+        return Neighbours(data["rows"], data["scores"])

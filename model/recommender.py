@@ -14,10 +14,8 @@ server; a DataFrame with the same columns also works in Python). Param `mode`:
 | `info`      | ignored                         | one record: model name, build run, catalog size, weights         |
 
 Param `format`: `records` (default) answers each record as a JSON object; `json` answers each as one string, the
-record's JSON text, for clients that parse it themselves (the gateway). The scoring server writes its answer with
-the standard library's pure-Python encoder (`json.dump` with a custom encoder class), which walks every field of a
-record but passes a single string through; the model encodes the record with orjson instead (`python -m
-benchmarks.inprocess`, B1, times a top-10 record both with orjson and with the `json.dumps` it replaced).
+record's JSON text, for clients that parse it themselves (the gateway): the scoring server's own JSON encoder then
+passes one string through instead of walking every field of the record.
 """
 
 from __future__ import annotations
@@ -29,18 +27,19 @@ import mlflow
 import orjson
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from model.engine import Recommender
-from model.schema import FORMATS, STATUS_INVALID, UNKNOWN_FORMAT, UNKNOWN_MODE, Query
+from model.contract import FORMATS, STATUS_INVALID, STATUS_OK, UNKNOWN_FORMAT, UNKNOWN_MODE
+from model.engine import Engine
+from model.schema import Query
 
 
 class MovieRecommender(PythonModel):
     """Movies similar to given films or text, from a FAISS index over SentenceTransformer vectors of movie text."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        # One query at a time is searched: OpenMP threads only add contention (measured: several ms per search).
+        # One query is searched at a time: OpenMP threads would only contend with each other.
         faiss.omp_set_num_threads(1)
-        self.recommender = Recommender.from_artifacts(context.artifacts, context.model_config)
-        self.recommender.warm_up()  # the encoder loads in the background; title queries need none of it
+        self.engine = Engine.from_artifacts(context.artifacts, context.model_config)
+        self.engine.warm_up()  # the encoder loads in the background; title queries need none of it
 
     def predict(
         self, context: PythonModelContext, model_input: list[Query], params: dict[str, Any] | None = None
@@ -57,20 +56,20 @@ class MovieRecommender(PythonModel):
 
     def _records(self, model_input: list[Query], mode: str) -> list[dict[str, Any]]:
         if mode == "recommend":
-            return self.recommender.recommend(model_input)
+            return self.engine.recommend(model_input)
         if mode == "search":
-            return self.recommender.search(model_input)
+            return self.engine.search(model_input)
         if mode == "film":
-            return self.recommender.details(model_input)
+            return self.engine.details(model_input)
         if mode == "info":
             return [self.describe()]
         return [{"status": STATUS_INVALID, "reason": UNKNOWN_MODE} for _ in model_input]
 
     def describe(self) -> dict[str, Any]:
         """What is being served: model name, build run, catalog size, encoder, ranking weights."""
-        weights = self.recommender.ranking.as_dict()
-        info = {key: value for key, value in self.recommender.info.items() if key not in weights}
-        return {"status": "ok", **info, "ranking": weights, "n_films": len(self.recommender.movies)}
+        weights = self.engine.ranking.as_dict()
+        info = {key: value for key, value in self.engine.info.items() if key not in weights}
+        return {"status": STATUS_OK, **info, "ranking": weights, "n_films": len(self.engine.films)}
 
 
 mlflow.models.set_model(MovieRecommender())

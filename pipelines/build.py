@@ -32,20 +32,30 @@ from mlflow.tracking import MlflowClient
 import model
 from model.artifacts import code_digest, save_artifacts
 from model.catalog import CatalogError, limit_catalog, load_catalog
-from model.encoder import ENCODER_NAME, MAX_TOKENS, default_encoder_path, pick_device, text_encoder
-from model.engine import WARM_UP_ENV, Ranking, Recommender
+from model.encoder import (
+    ENCODER_NAME,
+    MAX_TOKENS,
+    default_encoder_path,
+    encode,
+    load_encoder,
+    pick_device,
+    token_counts,
+)
+from model.engine import Engine
+from model.films import Films
 from model.index import build_index
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
-from model.neighbours import Neighbours, dense_pools, precompute_neighbours, shared_fields
+from model.neighbours import Neighbours, dense_pools, precompute_neighbours
 from model.people import people_matrix
 from model.prior import notability_prior
-from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query, model_signature
+from model.ranking import Ranking
+from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query
 from model.text import TextConfig, movie_texts, rank_cast
-from pipelines import exit_with
 from pipelines.cache import DEFAULT_FOLDER as DEFAULT_CACHE
 from pipelines.cache import EmbeddingCache, digest, folder_digest, load_pools, save_pools
 from pipelines.cache import load_neighbours as load_cached_neighbours
 from pipelines.cache import save_neighbours as save_cached_neighbours
+from pipelines.engines import no_encoder_warm_up
 from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
 
 logger = logging.getLogger(__name__)
@@ -122,16 +132,16 @@ def build(config: BuildConfig) -> BuildResult:
         with timer("index"):
             index = build_index(vectors, movies["id"].to_numpy())
             people = people_matrix(movies, config.text.cast_per_film)
-            recommender = Recommender(movies, index, people, config.ranking)
+            films = Films(movies, index, people)
         mlflow.log_metric("people_vocabulary", people.shape[1])
         with timer("neighbours"):
-            neighbours = _neighbours(recommender, cache)
-        _log_samples(recommender)
+            neighbours = _neighbours(films, config.ranking, cache)
+        _log_samples(Engine(films, config.ranking, neighbours=neighbours))
 
         with (
             timer("log_model"),
             tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder,
-            _no_encoder_warm_up(),
+            no_encoder_warm_up(),  # MLflow loads the model twice to log it
         ):
             artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours)
             info = mlflow.pyfunc.log_model(
@@ -139,7 +149,6 @@ def build(config: BuildConfig) -> BuildResult:
                 python_model=str(RECOMMENDER_CODE),
                 code_paths=[str(MODEL_PACKAGE)],
                 artifacts=artifacts,
-                signature=model_signature(),
                 input_example=(INPUT_EXAMPLE, EXAMPLE_PARAMS),
                 pip_requirements=serving_requirements(),
                 model_config=_model_config(config, run.info.run_id, loaded.source, len(movies)),
@@ -150,22 +159,6 @@ def build(config: BuildConfig) -> BuildResult:
         mlflow.log_metrics(timer.metrics())
         logger.info("registered %s version %s from run %s", config.model_name, version, run.info.run_id)
         return BuildResult(run.info.run_id, info.model_uri, version, len(movies))
-
-
-@contextmanager
-def _no_encoder_warm_up() -> Iterator[None]:
-    """`log_model` loads the model twice (type-hint inference, then the serving-input check) and predicts the input
-    example, a title query that needs no encoder: the background encoder load each load would start (seconds of
-    CPU) only competes with the build."""
-    previous = os.environ.get(WARM_UP_ENV)
-    os.environ[WARM_UP_ENV] = "false"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(WARM_UP_ENV, None)
-        else:
-            os.environ[WARM_UP_ENV] = previous
 
 
 def serving_requirements() -> list[str]:
@@ -200,15 +193,14 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     vectors, tokens, missing = store.lookup(texts)
     device = "none (all cached)"
     if missing:
-        device = config.device or pick_device()  # imports torch (about 2 s): only when something is encoded
-        encoder = text_encoder(encoder_dir, device)
-        mlflow.set_tag("encode_implementation", type(encoder).__name__)
+        device = config.device or pick_device()  # imports torch: only when something is encoded
+        encoder = load_encoder(encoder_dir, device)
         todo = [texts[i] for i in missing]
         started = time.perf_counter()
-        fresh = encoder(todo, batch_size=config.batch_size, progress=True)
+        fresh = encode(encoder, todo, batch_size=config.batch_size, progress=True)
         seconds = time.perf_counter() - started
         mlflow.log_metrics({"encode_seconds": round(seconds, 3), "encode_films_per_second": len(todo) / seconds})
-        fresh_tokens = encoder.token_counts(todo)
+        fresh_tokens = token_counts(encoder, todo)
         if not vectors.size:
             vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
         vectors[missing], tokens[missing] = fresh, fresh_tokens
@@ -226,40 +218,34 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     return vectors
 
 
-def _neighbours(recommender: Recommender, cache: Path | None) -> Neighbours:
-    """Each film's precomputed top recommendations, from the cache when nothing they depend on changed, and the
-    fields each shares with the film it is recommended for."""
-    people = recommender._people
+def _neighbours(films: Films, ranking: Ranking, cache: Path | None) -> Neighbours:
+    """Each film's precomputed top recommendations, from the cache when nothing they depend on changed."""
+    people = films.people
     key = digest(
-        recommender._vectors, people.data, people.indices, people.indptr, recommender._prior,
-        recommender._years, recommender._ids, recommender.ranking.as_dict(), NEIGHBOURS_K, code_digest(),
+        films.vectors, people.data, people.indices, people.indptr, films.prior, films.years, films.ids,
+        ranking.as_dict(), NEIGHBOURS_K, code_digest(),
     )  # fmt: skip
     cached = load_cached_neighbours(cache, key)
     mlflow.log_metric("neighbours_cached", float(cached is not None))
-    if cached is None:
-        cached = _ranked_neighbours(recommender, cache, key)
-    rows, scores = cached
-    return Neighbours(rows, scores, shared_fields(recommender, rows))
-
-
-def _ranked_neighbours(recommender: Recommender, cache: Path | None, key: str) -> tuple[np.ndarray, np.ndarray]:
+    if cached is not None:
+        return cached
     faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))  # one batched search per chunk: use every core
-    pools, carried = dense_pools(recommender, previous=load_pools(cache))
+    pools, carried = dense_pools(films, ranking, previous=load_pools(cache))
     mlflow.log_metric("dense_pools_carried_over", carried)
     save_pools(cache, pools)
-    rows, scores = precompute_neighbours(recommender, NEIGHBOURS_K, pools)
-    save_cached_neighbours(cache, key, rows, scores)
-    return rows, scores
+    neighbours = precompute_neighbours(films, ranking, NEIGHBOURS_K, pools)
+    save_cached_neighbours(cache, key, neighbours)
+    return neighbours
 
 
-def _log_samples(recommender: Recommender) -> None:
+def _log_samples(engine: Engine) -> None:
     """Recommendations for well-known titles (or the most reviewed films), as a table on the build run."""
-    present = [t for t in SAMPLE_TITLES if recommender.resolver.lookup(t)]
+    present = [t for t in SAMPLE_TITLES if engine.films.resolver.lookup(t)]
     if len(present) < 3:
-        top = recommender.movies.sort_values("reviews", ascending=False)["title"].head(5 - len(present))
+        top = engine.films.movies.sort_values("reviews", ascending=False)["title"].head(5 - len(present))
         present += top.tolist()
     rows = []
-    results = recommender.recommend([Query(title=title, top_n=SAMPLE_TOP_N) for title in present])
+    results = engine.recommend([Query(title=title, top_n=SAMPLE_TOP_N) for title in present])
     for title, result in zip(present, results, strict=False):
         for rank, film in enumerate(result["recommendations"], start=1):
             rows.append(
@@ -347,4 +333,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_with(main())
+    sys.exit(main())

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from model.neighbours import DensePools
+from model.neighbours import DensePools, Neighbours
 
 logger = logging.getLogger(__name__)
 
@@ -108,18 +108,18 @@ class EmbeddingCache:
         _save_npz(self.path, keys=keys, vectors=self._vectors, tokens=self._tokens)
 
 
-def load_neighbours(folder: Path | None, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+def load_neighbours(folder: Path | None, key: str) -> Neighbours | None:
     path = folder / f"neighbours-{key[:24]}.npz" if folder else None
     if path is None or not path.is_file():
         return None
     with np.load(path) as data:
-        return data["rows"], data["scores"]
+        return Neighbours(data["rows"], data["scores"])
 
 
-def save_neighbours(folder: Path | None, key: str, rows: np.ndarray, scores: np.ndarray) -> None:
+def save_neighbours(folder: Path | None, key: str, neighbours: Neighbours) -> None:
     if not folder:
         return
-    _save_npz(folder / f"neighbours-{key[:24]}.npz", rows=rows, scores=scores)
+    _save_npz(folder / f"neighbours-{key[:24]}.npz", rows=neighbours.rows, scores=neighbours.scores)
     older = sorted(folder.glob("neighbours-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in older[KEEP_NEIGHBOUR_FILES:]:
         stale.unlink(missing_ok=True)

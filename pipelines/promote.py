@@ -21,7 +21,6 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines import exit_with
 from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
 
 logger = logging.getLogger(__name__)
@@ -120,4 +119,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_with(main())
+    sys.exit(main())

@@ -13,8 +13,6 @@ import sys
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines import exit_with
-
 MODEL_NAME = "movie-recommender"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -63,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_with(main())
+    sys.exit(main())

@@ -3,11 +3,13 @@
     mlflow run . -e tune --env-manager local -P model_uri=models:/movie-recommender@challenger \
         -P prior_weight=0.02,0.04,0.06 -P era_weight=0.03,0.05
 
-The weights (`model.engine.Ranking`) act at query time, so one build serves the whole grid: nothing is re-encoded.
-Each combination is a nested MLflow run with its weights as params and the model's metrics, to compare in the UI;
-the parent run records the baselines and the best combination (the highest P1 HR@10 among those that beat both
-baselines on P1, P2 and P3). Feed the winner back as build parameters (`-P prior_weight=...`): the defaults of
-`build` were chosen this way. Text-level choices (cast per film, writers) change the vectors and need a build each.
+The weights (`model.ranking.Ranking`) act at query time, so one build serves the whole grid: nothing is
+re-encoded. Every figure comes from the validation half of the MovieLens users (pipelines/movielens.py): the test
+half, which `evaluate` reports and the promotion gate reads, is never seen here. Each combination is a nested MLflow
+run with its weights as params and the model's metrics, to compare in the UI; the parent run records the baselines
+and the best combination (the highest P1 HR@10 among those that beat both baselines on P1, P2 and P3). Feed the
+winner back as build parameters (`-P prior_weight=...`). Text-level choices (cast per film, writers) change the
+vectors and need a build each.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import sys
 from dataclasses import replace
 
 import mlflow
 
-from model.engine import Ranking, Recommender
-from pipelines import exit_with, quality
+from model.engine import Engine
+from model.ranking import Ranking
+from pipelines import quality
+from pipelines.engines import load_engine
 from pipelines.evaluate import HEADLINE, PRIMARY, Evaluation, model_ranker, run_evaluation
-from pipelines.movielens import load_behaviour
+from pipelines.movielens import VALIDATION, load_behaviour
 from pipelines.registry import CHALLENGER, MODEL_NAME
 
 logger = logging.getLogger(__name__)
@@ -33,15 +38,21 @@ SWEPT = ("dense_weight", "prior_weight", "era_weight", "recency")
 def tune(model_uri: str, grid: dict[str, list[float]]) -> dict[str, float]:
     """Evaluate every combination of `grid` (weights missing from it keep the model's values); returns the best."""
     with mlflow.start_run(run_name="tune"):
-        base: Recommender = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().recommender
-        behaviour = load_behaviour(base.movies)
+        base = load_engine(model_uri)
+        behaviour = load_behaviour(base.films.movies).half(VALIDATION)
         tasks = quality.build_tasks(behaviour.likes, behaviour.candidates)
         reference = run_evaluation(base, behaviour)  # baselines, and the model as built
-        mlflow.log_params({"model_uri": model_uri, **{f"grid_{k}": ",".join(map(str, v)) for k, v in grid.items()}})
+        mlflow.log_params(
+            {
+                "model_uri": model_uri,
+                "users": VALIDATION,
+                **{f"grid_{k}": ",".join(map(str, v)) for k, v in grid.items()},
+            }
+        )
         best: tuple[float, dict[str, float]] | None = None
         for values in itertools.product(*grid.values()):
             ranking = replace(base.ranking, **dict(zip(grid, values, strict=True)))
-            metrics = _evaluate(base, ranking, tasks, behaviour.candidates)
+            metrics = score_weights(base, ranking, tasks, behaviour.candidates)
             wins = all(metrics[m] > reference.results[b][m].mean for m in HEADLINE for b in ("popularity", "tfidf"))
             with mlflow.start_run(run_name=_name(ranking), nested=True):
                 mlflow.log_params(ranking.as_dict())
@@ -58,9 +69,8 @@ def tune(model_uri: str, grid: dict[str, list[float]]) -> dict[str, float]:
         return best[1]
 
 
-def _evaluate(
-    base: Recommender, ranking: Ranking, tasks: list[quality.Task], candidates: list[int]
-) -> dict[str, float]:
+def score_weights(base: Engine, ranking: Ranking, tasks: list[quality.Task], candidates: list[int]) -> dict[str, float]:
+    """The model's mean metrics on `tasks` when it ranks with `ranking` instead of its own weights."""
     variant = base.with_ranking(ranking)
     estimates = quality.evaluate_ranker(tasks, model_ranker(variant, candidates))
     return {name: estimate.mean for name, estimate in estimates.items()}
@@ -89,4 +99,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_with(main())
+    sys.exit(main())

@@ -3,11 +3,14 @@ exactly the lists a cold build gives (random vectors and people, so ties are rar
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from model.engine import Ranking, Recommender
+from model.engine import Engine
+from model.films import Films
 from model.index import build_index
 from model.neighbours import (
     MAX_FRESH_SHARE,
@@ -19,11 +22,12 @@ from model.neighbours import (
     dense_pools,
     load_neighbours,
     precompute_neighbours,
-    shared_fields,
 )
 from model.people import people_matrix
-from model.schema import EXPLAINED_FIELDS
+from model.ranking import Ranking
+from model.schema import Query
 from tests.conftest import tiny_catalog
+from tests.model.conftest import ROWS, hashing_encoder
 
 POOL = 40
 K = 12
@@ -50,10 +54,21 @@ def catalog(n: int, seed: int = 0, first_id: int = 1) -> tuple[pd.DataFrame, np.
     return tiny_catalog(rows), vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def recommender(movies: pd.DataFrame, vectors: np.ndarray) -> Recommender:
+RANKING = Ranking(pool=POOL)
+
+
+def films_of(movies: pd.DataFrame, vectors: np.ndarray) -> Films:
     movies = movies.assign(prior=np.log1p(movies["reviews"].to_numpy(dtype=np.float64)) / 10)
     index = build_index(vectors, movies["id"].to_numpy())
-    return Recommender(movies, index, people_matrix(movies), Ranking(pool=POOL))
+    return Films(movies, index, people_matrix(movies))
+
+
+def pools(films: Films, previous: object = None) -> tuple:
+    return dense_pools(films, RANKING, previous=previous)
+
+
+def lists(films: Films, pooled: object = None) -> Neighbours:
+    return precompute_neighbours(films, RANKING, K, pooled)
 
 
 def edited(movies: pd.DataFrame, vectors: np.ndarray, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
@@ -68,79 +83,78 @@ def edited(movies: pd.DataFrame, vectors: np.ndarray, seed: int = 1) -> tuple[pd
     return pd.concat([movies, added], ignore_index=True), np.concatenate([vectors, added_vectors])
 
 
-def assert_same_lists(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> None:
+def assert_same_lists(got: Neighbours, want: Neighbours) -> None:
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-5)
 
 
 def test_a_rebuild_carries_unchanged_pools_over_and_ranks_exactly_as_a_cold_build() -> None:
     movies, vectors = catalog(400)
-    before, _ = dense_pools(recommender(movies, vectors))
-    after = recommender(*edited(movies, vectors))
-    pools, carried = dense_pools(after, previous=before)
+    before, _ = pools(films_of(movies, vectors))
+    after = films_of(*edited(movies, vectors))
+    pooled, carried = pools(after, before)
     # Unchanged films keep their pools unless removals thinned them; changed and added ones are searched.
     assert 380 <= carried <= 400 - 4 - 5
-    cold, _ = dense_pools(after)
-    for row in range(len(after.movies)):
-        ours = dict(zip(pools.rows[row].tolist(), pools.sims[row].tolist(), strict=True))
+    cold, _ = pools(after)
+    for row in range(len(after)):
+        ours = dict(zip(pooled.rows[row].tolist(), pooled.sims[row].tolist(), strict=True))
         ours.pop(-1, None)
         nearest = dict(zip(cold.rows[row, : len(ours)].tolist(), cold.sims[row, : len(ours)].tolist(), strict=True))
         assert ours.keys() == nearest.keys(), row  # exactly the nearest films, however deep the pool is now
         assert np.allclose([ours[f] for f in nearest], list(nearest.values()), atol=1e-6)
-    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
+    assert_same_lists(lists(after, pooled), lists(after))
 
 
 def test_the_lists_are_those_of_live_ranking() -> None:
-    from model.schema import Query
-
     movies, vectors = catalog(300)
-    model = recommender(movies, vectors)
-    rows, scores = precompute_neighbours(model, K, dense_pools(model)[0])
+    films = films_of(movies, vectors)
+    rows, scores = lists(films, pools(films)[0])
+    live = Engine(films, RANKING)
     for row in (0, 17, 299):
-        live = model.recommend([Query(liked=[{"id": int(model._ids[row])}], top_n=K)])[0]["recommendations"]
-        assert [film["id"] for film in live] == model._ids[rows[row]].tolist()
-        np.testing.assert_allclose([film["score"] for film in live], scores[row], atol=1e-4)
+        answer = live.recommend([Query(liked=[{"id": int(films.ids[row])}], top_n=K)])[0]["recommendations"]
+        assert [film["id"] for film in answer] == films.ids[rows[row]].tolist()
+        np.testing.assert_allclose([film["score"] for film in answer], scores[row], atol=1e-4)
 
 
 def test_a_pool_that_lost_too_many_films_is_searched_again() -> None:
     movies, vectors = catalog(400)
-    model = recommender(movies, vectors)
-    before, _ = dense_pools(model)
+    films = films_of(movies, vectors)
+    before, _ = pools(films)
     # Remove more of the film-0 pool's nearest films than the margin: its carried pool would be too shallow.
-    gone = set(model._ids[before.rows[0][np.argsort(-before.sims[0])[1 : POOL_MARGIN + 7]]].tolist())
+    gone = set(films.ids[before.rows[0][np.argsort(-before.sims[0])[1 : POOL_MARGIN + 7]]].tolist())
     keep = ~movies["id"].isin(gone).to_numpy()
-    after = recommender(movies[keep].reset_index(drop=True), vectors[keep])
-    pools, carried = dense_pools(after, previous=before)
+    after = films_of(movies[keep].reset_index(drop=True), vectors[keep])
+    pooled, carried = pools(after, before)
     assert carried < keep.sum()
-    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
+    assert_same_lists(lists(after, pooled), lists(after))
 
 
 def test_a_large_change_searches_every_film_again() -> None:
     movies, vectors = catalog(200)
-    before, _ = dense_pools(recommender(movies, vectors))
+    before, _ = pools(films_of(movies, vectors))
     changed = vectors.copy()
     changed[: int(MAX_FRESH_SHARE * 200) + 1] = np.roll(changed[: int(MAX_FRESH_SHARE * 200) + 1], 1, axis=1)
-    assert dense_pools(recommender(movies, changed), previous=before)[1] == 0
+    assert pools(films_of(movies, changed), previous=before)[1] == 0
 
 
 def test_a_catalog_smaller_than_a_pool_carries_every_pool_over() -> None:
     movies, vectors = catalog(60)  # every pool holds every film
-    before, _ = dense_pools(recommender(movies, vectors))
-    after = recommender(*edited(movies, vectors))
-    pools, carried = dense_pools(after, previous=before)
+    before, _ = pools(films_of(movies, vectors))
+    after = films_of(*edited(movies, vectors))
+    pooled, carried = pools(after, before)
     assert carried == 60 - 4 - 5
-    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K))
+    assert_same_lists(lists(after, pooled), lists(after))
 
 
 def test_films_with_equal_vectors_tie_the_same_way_in_a_rebuild() -> None:
     movies, vectors = catalog(400)
     vectors[100:140] = vectors[100]  # forty copies: the pool's edge cuts through equal similarities
-    before, _ = dense_pools(recommender(movies, vectors))
-    after = recommender(*edited(movies, vectors, seed=3))
-    pools, carried = dense_pools(after, previous=before)
+    before, _ = pools(films_of(movies, vectors))
+    after = films_of(*edited(movies, vectors, seed=3))
+    pooled, carried = pools(after, before)
     assert carried > 0
-    cold, _ = dense_pools(after)
-    assert_same_lists(precompute_neighbours(after, K, pools), precompute_neighbours(after, K, cold))
+    cold, _ = pools(after)
+    assert_same_lists(lists(after, pooled), lists(after, cold))
 
 
 def test_top_breaks_ties_by_id_like_a_full_sort() -> None:
@@ -170,37 +184,60 @@ def test_shared_people_equals_the_dense_product() -> None:
 @pytest.mark.parametrize("n", [1, 2])
 def test_tiny_catalogs(n: int) -> None:
     movies, vectors = catalog(n)
-    model = recommender(movies, vectors)
-    rows, _ = precompute_neighbours(model, K, dense_pools(model)[0])
+    films = films_of(movies, vectors)
+    rows, _ = lists(films, pools(films)[0])
     assert rows.shape == (n, min(K, n - 1))
 
 
-def test_shared_fields_mark_exactly_the_fields_each_pair_shares() -> None:
-    movies, vectors = catalog(300)
-    model = recommender(movies, vectors)
-    rows, _ = precompute_neighbours(model, K, dense_pools(model)[0])
-    rows[:7, -3:] = -1  # padding, as a list shorter than the catalog ends
-    shared = shared_fields(model, rows, chunk=64)  # several chunks, the last one short
-    want = np.zeros_like(shared)
-    for film, others in enumerate(rows.tolist()):
-        for j, other in enumerate(others):
-            for bit, name in enumerate(EXPLAINED_FIELDS):
-                if other >= 0 and model._sets[name][film] & model._sets[name][other]:
-                    want[film, j] |= 1 << bit
-    np.testing.assert_array_equal(shared, want)
-    assert shared.dtype == np.uint8 and not shared[:7, -3:].any()
-    for bit in range(3):  # genres, directors and cast are shared by some pairs here, and not by others
-        assert 0 < (want & (1 << bit)).astype(bool).mean() < 1
-
-
-def test_neighbours_files_keep_the_shared_fields_and_older_files_still_load(tmp_path) -> None:
+def test_neighbours_files_load(tmp_path: Path) -> None:
     rows = np.array([[1, 2], [0, -1], [0, 1]], dtype=np.int32)
     scores = np.array([[0.9, 0.5], [0.8, -np.inf], [0.7, 0.6]], dtype=np.float32)
-    shared = np.array([[1, 3], [0, 0], [8, 1]], dtype=np.uint8)
-    np.savez(tmp_path / "new.npz", rows=rows, scores=scores, shared=shared)
-    np.savez(tmp_path / "old.npz", rows=rows, scores=scores)  # models built before shared fields
-    loaded = load_neighbours(str(tmp_path / "new.npz"))
-    assert isinstance(loaded, Neighbours)
-    np.testing.assert_array_equal(loaded.shared, shared)
+    np.savez(tmp_path / "lists.npz", rows=rows, scores=scores, shared=np.zeros((3, 2), dtype=np.uint8))
+    loaded = load_neighbours(str(tmp_path / "lists.npz"))  # older models also stored `shared`: ignored
     np.testing.assert_array_equal(loaded.rows, rows)
-    assert load_neighbours(str(tmp_path / "old.npz")).shared is None
+    np.testing.assert_array_equal(loaded.scores, scores)
+
+
+# --- the engine answers from the lists exactly as it ranks live ------------------------------------------------
+
+NEIGHBOUR_QUERIES = [
+    {"title": "Space Saga 3", "top_n": 5},
+    {"title": "Hamlet", "year": 1948, "top_n": 6},
+    {"liked": [{"id": 503}], "top_n": 3},
+    {"title": "Space Saga 0", "top_n": 2, "offset": 3},
+    {"title": "Space Saga 0", "top_n": 5, "offset": 3},  # beyond the 6 stored: ranked live
+    {"title": "Hamlet", "liked": [{"title": "Hamlet"}]},
+    {"title": "Hamlet", "exclude": [{"title": "Hamlet", "year": 1996}], "disliked": [{"title": "Nothing Like It"}]},
+    {"title": "Hamster"},
+    {"liked": [{"id": 999}]},
+]
+
+
+@pytest.fixture(scope="module")
+def live(films: Films) -> Engine:
+    return Engine(films, load_encoder=hashing_encoder)
+
+
+@pytest.fixture(scope="module")
+def stored(films: Films) -> Engine:
+    neighbours = precompute_neighbours(films, Ranking(), k=6, chunk=4)  # small chunks: several batches
+    return Engine(films, neighbours=neighbours, load_encoder=hashing_encoder)
+
+
+@pytest.mark.parametrize("query", NEIGHBOUR_QUERIES)
+def test_neighbour_lists_answer_exactly_as_live_ranking(live: Engine, stored: Engine, query: dict) -> None:
+    assert stored.neighbours is not None
+    assert stored.recommend([Query.model_validate(query)]) == live.recommend([Query.model_validate(query)])
+
+
+def test_every_film_answers_the_same_from_the_lists(films: Films, live: Engine, stored: Engine) -> None:
+    for film_id in films.ids.tolist():
+        query = [Query(liked=[{"id": film_id}], top_n=6)]
+        assert stored.recommend(query) == live.recommend(query)
+
+
+def test_lists_of_another_catalog_are_not_used(films: Films, stored: Engine) -> None:
+    assert stored.neighbours is not None
+    shorter = Neighbours(stored.neighbours.rows[:-1], stored.neighbours.scores[:-1])
+    assert Engine(films, neighbours=shorter).neighbours is None
+    assert len(ROWS) == len(films)

@@ -140,8 +140,8 @@ def test_empty_and_punctuation_only_queries_are_unknown(resolver: TitleResolver)
 
 
 def test_titles_typed_as_listed_resolve_as_any_other_spelling_would() -> None:
-    # Exactly listed titles skip normalising; a leading space takes the full path. Both must agree, also for a
-    # catalog title that itself ends in a year in parentheses, which is still read as a title and a year.
+    # A leading space changes nothing; a catalog title that itself ends in a year in parentheses is still read as a
+    # title and a year.
     titles = ["Heat", "The Heat", "Hamlet", "Hamlet", "1984 (1956)", "1984", "Godfather, The", "Amélie"]
     years = [1995, 2013, 1948, 1996, 1956, 1984, 1972, 2001]
     resolver = TitleResolver(titles, years, [10, 5, 40, 90, 3, 30, 50, 20])

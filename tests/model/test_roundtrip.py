@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from model.schema import UNKNOWN_FORMAT, model_signature
+from model.contract import UNKNOWN_FORMAT
+from model.schema import EXAMPLE_PARAMS, Query
 from tests.conftest import BuiltModel
 
 pytestmark = pytest.mark.slow
@@ -103,7 +104,10 @@ def test_info_mode_names_the_build(champion: mlflow.pyfunc.PyFuncModel, built_mo
 
 
 def test_logged_model_metadata(champion: mlflow.pyfunc.PyFuncModel, local_model: Path) -> None:
-    assert champion.metadata.signature == model_signature()
+    signature = champion.metadata.signature
+    inferred = {prop.name for prop in signature.inputs.inputs[0].type.properties}
+    assert inferred == set(Query.model_fields)  # the signature is inferred from the type hint
+    assert {param.name for param in signature.params} == set(EXAMPLE_PARAMS)
     mlmodel = yaml.safe_load((local_model / "MLmodel").read_text())
     assert mlmodel["flavors"]["python_function"]["model_code_path"].endswith("recommender.py")  # models-from-code
     assert not list(local_model.rglob("*.pkl"))  # nothing pickled
@@ -122,7 +126,7 @@ from model.artifacts import read_artifacts
 from model.encoder import encode, load_encoder
 from model.text import movie_texts
 artifacts = "{local_model}/artifacts"
-movies, index, _, encoder_dir = read_artifacts({{"movies": artifacts + "/movies.parquet",
+movies, index, _, _, encoder_dir = read_artifacts({{"movies": artifacts + "/movies.parquet",
     "index": artifacts + "/index.faiss", "people": artifacts + "/people.npz", "encoder": artifacts + "/encoder"}})
 matrix = movies[movies["title"] == "The Matrix"]
 vector = encode(load_encoder(encoder_dir, device="cpu"), movie_texts(matrix))[0]

@@ -72,7 +72,7 @@ def test_a_rebuild_after_a_small_change_carries_pools_over_and_matches_a_cold_co
     import numpy as np
     import pandas as pd
 
-    from model.neighbours import precompute_neighbours, shared_fields
+    from model.neighbours import precompute_neighbours
 
     cache = tmp_path / "cache"
     shutil.copytree(slice_file.parent / "build-cache", cache)  # the session build's embeddings and pools
@@ -89,13 +89,12 @@ def test_a_rebuild_after_a_small_change_carries_pools_over_and_matches_a_cold_co
     metrics = MlflowClient(built_model.tracking_uri).get_run(version.run_id).data.metrics
     assert metrics["embedding_cache_misses"] == 3
     assert metrics["dense_pools_carried_over"] >= 490  # of the 499 films whose vectors did not change
-    model = mlflow.pyfunc.load_model(f"models:/rebuilt/{version.version}").unwrap_python_model().recommender
-    rows, scores = precompute_neighbours(model, model._neighbours[0].shape[1])
-    np.testing.assert_array_equal(model._neighbours[0], rows)
-    np.testing.assert_allclose(model._neighbours[1], scores, atol=1e-5)
-    # the logged lists carry their shared-field bits, as computed over the model's own artifacts
-    assert model._neighbours.shared is not None
-    np.testing.assert_array_equal(model._neighbours.shared, shared_fields(model, rows))
+    engine = mlflow.pyfunc.load_model(f"models:/rebuilt/{version.version}").unwrap_python_model().engine
+    logged = engine.neighbours
+    assert logged is not None
+    cold = precompute_neighbours(engine.films, engine.ranking, logged.rows.shape[1])
+    np.testing.assert_array_equal(logged.rows, cold.rows)
+    np.testing.assert_allclose(logged.scores, cold.scores, atol=1e-5)
 
 
 BROKEN_CATALOGS = {

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.neighbours import DensePools
+from model.neighbours import DensePools, Neighbours
 from pipelines.cache import (
     POOLS_FILE,
     EmbeddingCache,
@@ -41,7 +41,7 @@ def test_neighbour_cache_by_key(tmp_path: Path) -> None:
     key = digest(np.arange(3), {"w": 1})
     assert key != digest(np.arange(3), {"w": 2})
     assert load_neighbours(tmp_path, key) is None
-    save_neighbours(tmp_path, key, np.ones((2, 2), dtype=np.int32), np.zeros((2, 2), dtype=np.float32))
+    save_neighbours(tmp_path, key, Neighbours(np.ones((2, 2), dtype=np.int32), np.zeros((2, 2), dtype=np.float32)))
     rows, _ = load_neighbours(tmp_path, key)
     assert rows.tolist() == [[1, 1], [1, 1]]
 

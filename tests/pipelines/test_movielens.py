@@ -6,7 +6,15 @@ import pandas as pd
 import pytest
 
 from model.catalog import load_catalog
-from pipelines.movielens import load_behaviour, match_items, movielens_folder, title_variants
+from pipelines.movielens import (
+    TEST,
+    VALIDATION,
+    Behaviour,
+    load_behaviour,
+    match_items,
+    movielens_folder,
+    title_variants,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +62,15 @@ def test_the_real_join_matches_about_1300_films_and_90_percent_of_ratings() -> N
     assert 0.88 <= stats["movielens_ratings_matched_share"] <= 0.93
     assert behaviour.likes.duplicated(["user", "film"]).sum() == 0
     assert set(behaviour.likes["film"]) <= set(behaviour.candidates)
+
+
+def test_users_split_into_two_fixed_disjoint_halves() -> None:
+    likes = pd.DataFrame({"user": [1, 1, 2, 3, 4, 4], "film": [10, 11, 10, 12, 11, 12], "timestamp": range(6)})
+    behaviour = Behaviour(likes, [10, 11, 12], {"likes": 6.0})
+    validation, test = behaviour.half(VALIDATION), behaviour.half(TEST)
+    assert set(validation.likes["user"]) == {1, 3} and set(test.likes["user"]) == {2, 4}
+    assert len(validation.likes) + len(test.likes) == len(likes)
+    assert validation.candidates == test.candidates == [10, 11, 12]
+    assert (validation.stats["likes"], test.stats["users_with_likes"]) == (3.0, 2.0)
+    with pytest.raises(ValueError, match="validation"):
+        behaviour.half("train")

@@ -1,0 +1,150 @@
+"""The request contract: the limits and rules of a query, and the words for breaking them, written once.
+
+The model checks each input row with `invalid_reason` and answers `status: invalid` with the reason; the gateway
+checks each HTTP request with the same function before forwarding it, and answers 422 with the same reason. Both
+read the limits from here. Standard library only: the gateway imports this module and nothing else of `model`.
+
+A query is a dict or any object with the query's attributes (`title`, `top_n`, `liked`, ...; see `QUERY_FIELDS`),
+missing ones read as None. A film in `liked`, `disliked` or `exclude` is a catalog id (int), a title (str), or a dict or
+object with `id`, `title` and `year`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+DEFAULT_TOP_N = 5
+MAX_TOP_N = 100
+MAX_OFFSET = 900  # offset + top_n stays within the re-ranked pool, so pages never reshuffle
+MAX_TITLE_CHARS = 300
+MAX_QUERY_CHARS = 1000
+MAX_FILMS = 50  # liked, disliked
+MAX_EXCLUDE = 1000
+MAX_WITHIN = 10_000
+MAX_GENRES = 30  # genres, exclude_genres
+MAX_GENRE_CHARS = 50
+MAX_ID = 2**63 - 1
+YEAR_MIN, YEAR_MAX = 1800, 2100
+DEFAULT_SEARCH = 10
+MAX_SEARCH = 50
+
+QUERY_FIELDS = (
+    "title", "year", "top_n", "liked", "disliked", "query", "genres", "exclude_genres", "year_min", "year_max",
+    "exclude", "within", "diversity", "offset",
+)  # fmt: skip
+FILM_LISTS = ("liked", "disliked", "exclude")
+MODES = ("recommend", "search", "film", "info")  # the model's param `mode`
+FORMATS = ("records", "json")  # the model's param `format`: records as objects, or each as its JSON text
+EXPLAINED_FIELDS = ("genres", "directors", "cast", "writers")  # what a recommendation's `because` lists
+
+STATUS_OK = "ok"
+STATUS_UNKNOWN_TITLE = "unknown_title"
+STATUS_NOT_FOUND = "not_found"
+STATUS_INVALID = "invalid"
+
+NEEDS_A_QUERY = "give at least one of title, liked or query"
+TITLE_TOO_LONG = f"a title has at most {MAX_TITLE_CHARS} characters"
+NO_VISIBLE_TEXT = "title and query must contain visible characters"
+QUERY_TOO_LONG = f"query has at most {MAX_QUERY_CHARS} characters"
+TOP_N_OUT_OF_RANGE = f"top_n must be between 1 and {MAX_TOP_N}"
+OFFSET_OUT_OF_RANGE = f"offset must be between 0 and {MAX_OFFSET}"
+YEAR_OUT_OF_RANGE = f"years must be between {YEAR_MIN} and {YEAR_MAX}"
+YEARS_REVERSED = "year_min must not be greater than year_max"
+DIVERSITY_OUT_OF_RANGE = "diversity must be a number between 0 and 1"
+TOO_MANY_FILMS = f"liked and disliked take at most {MAX_FILMS} films each"
+TOO_MANY_EXCLUDED = f"exclude takes at most {MAX_EXCLUDE} films"
+TOO_MANY_WITHIN = f"within takes at most {MAX_WITHIN} catalog ids"
+ID_OUT_OF_RANGE = f"catalog ids are between 0 and {MAX_ID}"
+TOO_MANY_GENRES = f"genres and exclude_genres take at most {MAX_GENRES} names each"
+BAD_GENRE = f"a genre is a name of 1 to {MAX_GENRE_CHARS} visible characters"
+EMPTY_FILM_REF = "a film is a catalog id, a title, or {title, year}"
+LIKED_AND_DISLIKED = "the same film is both liked and disliked: {titles}"
+UNKNOWN_GENRES = "unknown genre(s) {unknown}; the catalog has: {known}"
+ID_REQUIRED = "id (a catalog id) is required"
+SEARCH_REQUIRED = f"the search text must contain visible characters, and at most {MAX_TITLE_CHARS} of them"
+SEARCH_LIMIT_OUT_OF_RANGE = f"the number of search results must be between 1 and {MAX_SEARCH}"
+UNKNOWN_MODE = f"mode must be one of {', '.join(MODES)}"
+UNKNOWN_FORMAT = f"format must be one of {', '.join(FORMATS)}"
+
+
+def has_text(text: str | None) -> bool:
+    """Whether `text` holds at least one visible character (not only spaces or control characters)."""
+    return text is not None and any(ch.isprintable() and not ch.isspace() for ch in text)
+
+
+def film_parts(film: Any) -> tuple[int | None, str | None, int | None]:
+    """(id, title, year) of a film reference in any of its forms."""
+    if isinstance(film, bool):  # a JSON true is not a catalog id
+        return None, None, None
+    if isinstance(film, int):
+        return film, None, None
+    if isinstance(film, str):
+        return None, film, None
+    if isinstance(film, dict):
+        return film.get("id"), film.get("title"), film.get("year")
+    return getattr(film, "id", None), getattr(film, "title", None), getattr(film, "year", None)
+
+
+def invalid_reason(query: Any) -> str | None:
+    """Why a recommendation query cannot be answered as asked, or None when it can. Checks values, not catalog
+    contents: unknown titles and genres are the model's to find."""
+    field = _reader(query)
+    title, text = field("title"), field("query")
+    if title is None and text is None and not field("liked"):
+        return NEEDS_A_QUERY
+    if (title is not None and not has_text(title)) or (text is not None and not has_text(text)):
+        return NO_VISIBLE_TEXT
+    films = [film for name in FILM_LISTS for film in field(name) or ()]
+    parts = [film_parts(film) for film in films]
+    genres = [*(field("genres") or ()), *(field("exclude_genres") or ())]
+    checks = (
+        (title is not None and len(title) > MAX_TITLE_CHARS, TITLE_TOO_LONG),
+        (text is not None and len(text) > MAX_QUERY_CHARS, QUERY_TOO_LONG),
+        (not _within(field("top_n"), 1, MAX_TOP_N), TOP_N_OUT_OF_RANGE),
+        (not _within(field("offset"), 0, MAX_OFFSET), OFFSET_OUT_OF_RANGE),
+        (not _within(field("diversity"), 0, 1), DIVERSITY_OUT_OF_RANGE),
+        (any(len(field(name) or ()) > MAX_FILMS for name in ("liked", "disliked")), TOO_MANY_FILMS),
+        (len(field("exclude") or ()) > MAX_EXCLUDE, TOO_MANY_EXCLUDED),
+        (len(field("within") or ()) > MAX_WITHIN, TOO_MANY_WITHIN),
+        (any(id_ is None and not has_text(name) for id_, name, _ in parts), EMPTY_FILM_REF),
+        (any(name is not None and len(name) > MAX_TITLE_CHARS for _, name, _ in parts), TITLE_TOO_LONG),
+        (not all(_within(id_, 0, MAX_ID) for id_ in _ids(parts, field("within"))), ID_OUT_OF_RANGE),
+        (not all(_within(year, YEAR_MIN, YEAR_MAX) for year in _years(field, parts)), YEAR_OUT_OF_RANGE),
+        (_reversed(field("year_min"), field("year_max")), YEARS_REVERSED),
+        (any(len(field(name) or ()) > MAX_GENRES for name in ("genres", "exclude_genres")), TOO_MANY_GENRES),
+        (not all(has_text(g) and len(g) <= MAX_GENRE_CHARS for g in genres), BAD_GENRE),
+    )
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def search_reason(text: str | None, limit: int | None) -> str | None:
+    """Why a title search cannot be answered, or None."""
+    if not has_text(text) or len(text or "") > MAX_TITLE_CHARS:
+        return SEARCH_REQUIRED
+    if not _within(limit, 1, MAX_SEARCH):
+        return SEARCH_LIMIT_OUT_OF_RANGE
+    return None
+
+
+def _reader(query: Any) -> Any:
+    if isinstance(query, dict):
+        return query.get
+    return lambda name: getattr(query, name, None)
+
+
+def _within(value: float | None, low: float, high: float) -> bool:
+    """None (not given) or a number in [low, high]; NaN is outside every range."""
+    return value is None or low <= value <= high
+
+
+def _reversed(low: int | None, high: int | None) -> bool:
+    return low is not None and high is not None and low > high
+
+
+def _ids(parts: list[tuple[int | None, str | None, int | None]], within: Iterable[int] | None) -> list[int | None]:
+    return [id_ for id_, _, _ in parts] + list(within or ())
+
+
+def _years(field: Any, parts: list[tuple[int | None, str | None, int | None]]) -> list[int | None]:
+    return [field("year"), field("year_min"), field("year_max"), *(year for _, _, year in parts)]

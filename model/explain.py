@@ -1,0 +1,80 @@
+"""Why a film is recommended: what it shares with the query films, and for free text its closest field.
+
+`because` lists, per explained field (genres, directors, cast, writers), the film's values that any query film has
+too, in the film's own order. For free text, `query_match` names a title or name sharing a word with the text, else
+the film's genre whose embedding is closest to the text (genre names are encoded once per model).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from model.contract import EXPLAINED_FIELDS
+from model.films import Films
+
+Encode = Callable[[list[str]], np.ndarray]
+
+_STOPWORDS = frozenset(
+    {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "film", "films", "movie", "movies", "in", "into",
+     "is", "it", "of", "on", "or", "the", "to", "with", "about", "who", "that"}
+)  # fmt: skip
+_NAMED_FIELDS = ("title", "directors", "cast", "writers")
+
+
+def because(films: Films, query_rows: Sequence[int], rows: Sequence[int]) -> list[dict[str, list[str]]]:
+    """For each film of `rows`: {field: its values shared with any of the films `query_rows`}."""
+    sets = films.sets
+    wanted = {name: frozenset().union(*(sets[name][q] for q in query_rows)) for name in EXPLAINED_FIELDS}
+    return [
+        {name: [v for v in films.lists[name][row] if v in wanted[name]] if wanted[name] else [] for name in wanted}
+        for row in rows
+    ]
+
+
+class TextMatcher:
+    """Finds, per film, the field closest to a free-text query (`query_match`)."""
+
+    def __init__(self, films: Films, encode: Encode) -> None:
+        self.films = films
+        self._encode = encode
+        self._genres: tuple[list[str], np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def matches(self, rows: Sequence[int], text: str, vector: np.ndarray) -> list[dict[str, str] | None]:
+        """{"field", "text"} per film of `rows` for free text `text` with normalised embedding `vector`."""
+        similarity = self._genre_similarity(vector)
+        words = _words(text)
+        found: list[dict[str, str] | None] = []
+        for row in rows:
+            match = self._named(row, words)
+            genres = self.films.lists["genres"][row]
+            if match is None and genres:
+                match = {"field": "genres", "text": max(genres, key=lambda g: similarity.get(g, -1.0))}
+            found.append(match)
+        return found
+
+    def _named(self, row: int, words: set[str]) -> dict[str, str] | None:
+        for name in _NAMED_FIELDS:
+            values = [self.films.records[row]["title"]] if name == "title" else self.films.lists[name][row]
+            hit = next((v for v in values if words & _words(v)), None)
+            if hit:
+                return {"field": name, "text": hit}
+        return None
+
+    def _genre_similarity(self, vector: np.ndarray) -> dict[str, Any]:
+        with self._lock:
+            if self._genres is None:
+                names = sorted({name for name, _ in self.films.genres.values()})
+                self._genres = (names, self._encode(names))
+        names, vectors = self._genres
+        return dict(zip(names, (vectors @ vector).tolist(), strict=True))
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words of three letters or more, stopwords left out: what a free-text query and a name share."""
+    words = "".join(ch if ch.isalnum() else " " for ch in text.casefold()).split()
+    return {word for word in words if len(word) > 2} - _STOPWORDS

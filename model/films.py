@@ -1,0 +1,118 @@
+"""The loaded catalog: every per-film array and record the ranking, the explanations and the answers read.
+
+Rows are catalog rows (positions in `movies`); ids are catalog ids. The FAISS index stores one vector per id; `vectors`
+holds them in row order, so `vectors[row]` is the film of `movies.iloc[row]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import faiss
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from model.contract import EXPLAINED_FIELDS
+from model.index import index_contents
+from model.resolve import TitleResolver
+
+RESPONSE_CAST = 10  # names per film in an answer; the stored cast is ranked best-known first
+
+
+class Films:
+    """One catalog with its vectors, shared-people matrix, notability prior and response records."""
+
+    def __init__(self, movies: pd.DataFrame, index: faiss.IndexIDMap2, people: sparse.csr_matrix) -> None:
+        self.movies = movies.reset_index(drop=True)
+        self.index = index
+        self.ids = self.movies["id"].to_numpy(dtype=np.int64)
+        self._sorter = np.argsort(self.ids, kind="stable")
+        self._sorted_ids = self.ids[self._sorter]
+        vector_ids, vectors = index_contents(index)
+        if len(vector_ids) != len(self.ids) or not np.array_equal(np.sort(vector_ids), self._sorted_ids):
+            raise ValueError("the index must hold exactly one vector per catalog id")
+        self.row_of_vector = self.find(vector_ids)  # catalog row of each stored vector
+        # (n, dim) float32 in row order; the build adds vectors in row order, and then this is the index's memory
+        self.vectors = vectors if np.array_equal(vector_ids, self.ids) else vectors[np.argsort(self.row_of_vector)]
+        if people.shape[0] != len(self.ids):
+            raise ValueError(f"people matrix has {people.shape[0]} rows for {len(self.ids)} films")
+        self.people = people.tocsr()
+        self.prior = self._column("prior", np.float32, 0.0)
+        self.years = self._column("year", np.float64, np.nan)  # NaN where unknown
+        self.records = film_records(self.movies)
+        self.lists = {name: self.movies[name].tolist() for name in EXPLAINED_FIELDS}
+        self.sets = {name: [frozenset(values) for values in lists] for name, lists in self.lists.items()}
+        self.genres = genre_index(self.movies["genres"])
+        self.resolver = TitleResolver(
+            self.movies["title"].tolist(), self.movies["year"].tolist(), self.movies["reviews"]
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def find(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of catalog `ids`, -1 where an id is not in the catalog."""
+        ids = np.asarray(ids, dtype=np.int64)
+        slots = np.clip(np.searchsorted(self._sorted_ids, ids), 0, len(self._sorted_ids) - 1)
+        return np.where(self._sorted_ids[slots] == ids, self._sorter[slots], -1)
+
+    def rows_of(self, ids: Iterable[int]) -> np.ndarray:
+        """Rows of catalog ids that must all exist (KeyError naming the first unknown ones otherwise)."""
+        wanted = np.asarray(list(ids), dtype=np.int64)
+        found = self.find(wanted)
+        if (found < 0).any():
+            raise KeyError(f"unknown catalog id(s) among {wanted[found < 0][:5].tolist()}")
+        return found
+
+    def row(self, film_id: int) -> int | None:
+        """The row of one catalog id, or None."""
+        found = int(self.find(np.asarray([film_id]))[0])
+        return found if found >= 0 else None
+
+    def brief(self, row: int) -> dict[str, Any]:
+        """What a suggestion or a search result shows of a film."""
+        film = self.records[row]
+        return {"id": film["id"], "title": film["title"], "year": film["year"], "genres": film["genres"]}
+
+    def _column(self, name: str, dtype: type, missing: float) -> np.ndarray:
+        if name not in self.movies:
+            return np.full(len(self.movies), missing, dtype=dtype)
+        return self.movies[name].to_numpy(dtype=dtype, na_value=missing)
+
+
+def film_records(movies: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each film's response fields (see the gateway's `Film` schema), one dict per row."""
+    columns = ("id", "title", "year", "genres", "directors", "cast", "cover_url")
+    return [
+        {
+            "id": int(film_id),
+            "title": title,
+            "year": None if pd.isna(year) else int(year),
+            "genres": list(genres),
+            "directors": list(directors),
+            "cast": list(cast)[:RESPONSE_CAST],
+            "cover_url": cover if isinstance(cover, str) and cover else None,
+        }
+        for film_id, title, year, genres, directors, cast, cover in zip(
+            *(movies[column].tolist() for column in columns), strict=True
+        )
+    ]
+
+
+def genre_key(genre: str) -> str:
+    """A genre name as compared: "sci fi", "SciFi" and "sci-fi" are one genre."""
+    return "".join(ch for ch in genre.casefold() if ch.isalnum())
+
+
+def genre_index(genres: pd.Series) -> dict[str, tuple[str, np.ndarray]]:
+    """`genre_key` → (the catalog's spelling, bool mask of the films that have it)."""
+    index: dict[str, tuple[str, np.ndarray]] = {}
+    for row, names in enumerate(genres):
+        for name in names:
+            key = genre_key(name)
+            if key not in index:
+                index[key] = (name, np.zeros(len(genres), dtype=bool))
+            index[key][1][row] = True
+    return index
