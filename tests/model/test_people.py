@@ -1,19 +1,16 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from model.people import film_tokens, people_matrix, tfidf
+from model.people import film_tokens, people_matrix
 from tests.conftest import tiny_catalog
 
 
-def test_tfidf_matches_scikit_learn() -> None:
-    documents = [["a", "b", "a"], ["b", "c"], [], ["c", "c", "d"]]
-    ours = tfidf(documents).toarray()
-    vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens, sublinear_tf=True)
-    theirs = vectorizer.fit_transform(documents).toarray()
-    order = [vectorizer.vocabulary_[token] for token in ["a", "b", "c", "d"]]
-    np.testing.assert_allclose(ours, theirs[:, order], atol=1e-6)
+def test_rows_are_unit_vectors_and_a_film_without_people_is_zero() -> None:
+    movies = tiny_catalog([{"title": "Heat", "directors": "Michael Mann"}, {"title": "Nothing Known"}])
+    matrix = people_matrix(movies)
+    np.testing.assert_allclose(np.sqrt(matrix.multiply(matrix).sum(axis=1)).A.ravel(), [1.0, 0.0], atol=1e-6)
+    assert people_matrix(tiny_catalog([{"title": "A"}, {"title": "B"}])).nnz == 0
 
 
 def test_tokens_are_role_prefixed_and_cast_is_capped() -> None:
