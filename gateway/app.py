@@ -1,4 +1,5 @@
-"""The FastAPI application factory: one pooled HTTP client, one request logger, routes and error handlers."""
+"""The FastAPI application factory: the scoring client, the request logger, the supervisor when asked for, routes
+and error handlers."""
 
 from __future__ import annotations
 
@@ -15,42 +16,27 @@ from gateway.request_log import RequestLogger
 from gateway.routes import movies, router
 from gateway.scoring import ScoringClient
 from gateway.settings import Settings
-from gateway.supervisor import Supervisor
-from gateway.upstream import UpstreamPool
+from supervisor.settings import SupervisorSettings
+from supervisor.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, supervisor_settings: SupervisorSettings | None = None) -> FastAPI:
+    """The gateway; with `settings.supervise`, it runs the supervisor too (configured by `supervisor_settings`, by
+    default its GATEWAY_* variables with the gateway's own tracking URI and access-log choice)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Supervised, nothing serves until the supervisor's first server is warm: until then requests get 503.
-        first = f"http://{settings.serve_host}:{settings.serve_port}" if settings.supervise else settings.scoring_url
-        upstream = UpstreamPool(first, settings.max_connections, settings.connect_timeout_s, settings.timeout_s)
         app.state.settings = settings
-        app.state.scoring = ScoringClient(upstream, settings.tracking_uri)
-        app.state.supervisor = None
-        if settings.supervise:
-            app.state.scoring.backend.pinned = True  # the supervisor names the version it starts
-            app.state.supervisor = Supervisor(settings, app.state.scoring)
-        app.state.request_log = RequestLogger(
-            settings.tracking_uri,
-            settings.experiment,
-            queue_size=settings.log_queue_size,
-            timeout_s=settings.tracking_timeout_s,
-            backoff_s=settings.retry_backoff_s,
-            enabled=settings.request_log,
-            mode=settings.log_mode,
-            group_size=settings.log_group_size,
-            auto_backlog=settings.log_auto_backlog,
-            flush_interval_s=settings.log_flush_interval_s,
-        )
+        app.state.supervisor = _supervisor(settings, supervisor_settings)
+        app.state.scoring = _scoring(settings, app.state.supervisor)
+        app.state.request_log = _request_log(settings)
         app.state.request_log.start()
         try:
             if app.state.supervisor is not None:
-                await app.state.supervisor.start()
+                await app.state.supervisor.start(app.state.scoring)
                 logger.info("gateway up; supervising %s", app.state.supervisor.state.alias)
             else:
                 await app.state.scoring.refresh_identity()
@@ -60,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.supervisor is not None:
                 await app.state.supervisor.stop()
             app.state.request_log.stop()
-            await app.state.scoring.upstream.close()
+            await app.state.scoring.close()
 
     app = FastAPI(
         title="Movie recommender gateway",
@@ -69,8 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # The key check only where a key is set: an open gateway (the default) skips a dependency FastAPI would
-    # otherwise solve on every request (30-100 us of CPU per recommendation here: python -m benchmarks.gateway_cpu).
+    # the X-API-Key header is checked, and documented, only where a key is set
     app.include_router(movies, dependencies=[Depends(require_api_key)] if settings.api_key is not None else [])
     app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -82,3 +67,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type", "x-api-key"],
         )
     return app
+
+
+def _supervisor(settings: Settings, supervisor_settings: SupervisorSettings | None) -> Supervisor | None:
+    if not settings.supervise:
+        return None
+    return Supervisor(
+        supervisor_settings or SupervisorSettings(tracking_uri=settings.tracking_uri, access_log=settings.access_log)
+    )
+
+
+def _scoring(settings: Settings, supervisor: Supervisor | None) -> ScoringClient:
+    """Unsupervised, the scoring server at `scoring_url`; supervised, nothing answers until the supervisor's first
+    server is warm (requests get 503 until then), and the supervisor names each version it starts."""
+    if supervisor is None:
+        return ScoringClient(settings, settings.scoring_url)
+    return ScoringClient(settings, supervisor.first_url, pinned=True)
+
+
+def _request_log(settings: Settings) -> RequestLogger:
+    return RequestLogger(
+        settings.tracking_uri,
+        settings.experiment,
+        queue_size=settings.log_queue_size,
+        timeout_s=settings.tracking_timeout_s,
+        backoff_s=settings.retry_backoff_s,
+        enabled=settings.request_log,
+        mode=settings.log_mode,
+        group_size=settings.log_group_size,
+        auto_backlog=settings.log_auto_backlog,
+        flush_interval_s=settings.log_flush_interval_s,
+    )

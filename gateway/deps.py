@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from gateway.errors import Unauthorized
 from gateway.request_log import RequestLogger
 from gateway.scoring import ScoringClient
+from supervisor.supervisor import Supervisor
 
 
 # `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per dependency per request.
@@ -19,6 +20,10 @@ async def get_scoring(request: Request) -> ScoringClient:
 
 async def get_request_log(request: Request) -> RequestLogger:
     return request.app.state.request_log
+
+
+async def get_supervisor(request: Request) -> Supervisor | None:
+    return request.app.state.supervisor
 
 
 async def require_api_key(
@@ -36,3 +41,4 @@ async def require_api_key(
 
 ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
 RequestLogDep = Annotated[RequestLogger, Depends(get_request_log)]
+SupervisorDep = Annotated[Supervisor | None, Depends(get_supervisor)]

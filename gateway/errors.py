@@ -103,7 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [_describe(item) for item in error.errors()]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or INVALID_REQUEST
+        detail = "; ".join(_line(e) for e in errors) or INVALID_REQUEST
         return JSONResponse({"detail": detail, "code": "invalid_request", "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -126,6 +126,11 @@ def _describe(item: dict[str, Any]) -> dict[str, str]:
     """One validation problem without echoing the offending input back (it may be huge or hostile)."""
     field = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
     return {"field": field, "message": str(item.get("msg", "invalid value"))}
+
+
+def _line(error: dict[str, str]) -> str:
+    """One problem for `detail`: a rule of the whole request (the contract's reason) reads as the reason itself."""
+    return error["message"] if error["field"] == "body" else f"{error['field']}: {error['message']}"
 
 
 class BodyLimit:

@@ -9,12 +9,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from gateway.deps import RequestLogDep, ScoringDep
+from gateway.deps import RequestLogDep, ScoringDep, SupervisorDep
 from gateway.errors import FilmNotFound, GatewayError, InvalidQuery, NotReady, UnknownTitle, model_headers
-from gateway.request_log import RequestLogger, RequestRecord
+from gateway.request_log import RequestRecord
 from gateway.schemas import (
-    MAX_SEARCH,
-    MAX_TITLE_CHARS,
     ErrorResponse,
     FilmDetails,
     HealthResponse,
@@ -23,8 +21,11 @@ from gateway.schemas import (
     RecommendationResponse,
     SearchResponse,
     ServedModel,
+    at_most,
+    bounds,
 )
-from gateway.scoring import ModelIdentity, ScoringClient
+from gateway.scoring import ModelIdentity
+from model.contract import DEFAULT_SEARCH, MAX_ID, MAX_SEARCH, MAX_TITLE_CHARS, search_reason
 
 router = APIRouter()
 movies = APIRouter()  # /movies/*: create_app adds the X-API-Key check when GATEWAY_API_KEY is set
@@ -44,25 +45,24 @@ _UPSTREAM: dict[int | str, dict[str, Any]] = {
     response_model=RecommendationResponse,
     responses={404: {"model": ErrorResponse, "description": "No query film matches; see `suggestions`."}, **_UPSTREAM},
 )
-async def recommend(request: RecommendationRequest, http: Request) -> RecommendationResponse:
+async def recommend(
+    request: RecommendationRequest, scoring: ScoringDep, request_log: RequestLogDep, http: Request
+) -> Response:
     """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging.
 
     The `X-Model-Name` and `X-Model-Version` headers name the model version that answered."""
     started = time.perf_counter()
-    # The hot route reads the app's parts directly: FastAPI solves each dependency again on every request.
-    scoring: ScoringClient = http.app.state.scoring
-    request_log: RequestLogger = http.app.state.request_log
     served = scoring.identity
     try:
         result, served = await scoring.recommend(request)
         http.state.served = served
         body = shape_response(result, served)
     except GatewayError as error:
-        _log(request_log, request, started, error.code, error.status_code, 0, served)
+        request_log.submit(_record(request, started, error.code, error.status_code, 0, served))
         raise
-    _log(request_log, request, started, "ok", 200, len(body["recommendations"]), served)
-    # The model's records already follow the response schema (the contract tests check it): encode them once,
-    # instead of validating and re-encoding them through pydantic on every request.
+    request_log.submit(_record(request, started, "ok", 200, len(body["recommendations"]), served))
+    # The model's records already follow the response schema (the integration tests check it): they are passed on
+    # as they are, not rebuilt field by field.
     return Response(orjson.dumps(body), media_type="application/json", headers=model_headers(served))
 
 
@@ -71,12 +71,18 @@ async def search(
     scoring: ScoringDep,
     http: Request,
     response: Response,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_TITLE_CHARS, description="title text; typos tolerated")],
-    limit: Annotated[int, Query(ge=1, le=MAX_SEARCH, description="how many films")] = 10,
+    q: Annotated[
+        str,
+        Query(description="title text; typos tolerated", json_schema_extra=at_most(MAX_TITLE_CHARS, "characters")),
+    ],
+    limit: Annotated[int, Query(description="how many films", json_schema_extra=bounds(1, MAX_SEARCH))] = (
+        DEFAULT_SEARCH
+    ),
 ) -> SearchResponse:
     """Films whose titles match `q`, for autocomplete and for picking among films that share a title."""
-    if not q.strip():
-        raise InvalidQuery("q must contain visible characters")
+    reason = search_reason(q, limit)
+    if reason is not None:
+        raise InvalidQuery(reason)
     result, served = await scoring.search(q, limit)
     _answered_by(http, response, served)
     return SearchResponse(results=_ok(result)["results"], model=_served(served))
@@ -88,7 +94,7 @@ async def search(
     responses={404: {"model": ErrorResponse, "description": "No film has this id."}, **_UPSTREAM},
 )
 async def film(
-    scoring: ScoringDep, http: Request, response: Response, film_id: Annotated[int, Path(ge=0, le=2**63 - 1)]
+    scoring: ScoringDep, http: Request, response: Response, film_id: Annotated[int, Path(ge=0, le=MAX_ID)]
 ) -> FilmDetails:
     """One film's details."""
     result, served = await scoring.film(film_id)
@@ -99,13 +105,12 @@ async def film(
 
 
 @router.get("/health", response_model=HealthResponse)
-async def health(scoring: ScoringDep, request_log: RequestLogDep, http: Request) -> HealthResponse:
+async def health(scoring: ScoringDep, request_log: RequestLogDep, supervisor: SupervisorDep) -> HealthResponse:
     """Whether the gateway can serve: scoring server reachable, which model version it serves, request log state,
     and (under `python -m gateway serve`) the supervisor's: alias target, switches, restarts, failed versions."""
     reachable = await scoring.ping()
     identity = await scoring.refresh_identity() if reachable else scoring.identity
     log_state = request_log.health()
-    supervisor = http.app.state.supervisor
     supervisor_state = supervisor.state.public() if supervisor is not None else None
     # degraded: nothing answers, request logs cannot be written, the registry cannot be asked, or the alias points
     # at a version that failed to start (the previous one keeps serving)
@@ -116,7 +121,7 @@ async def health(scoring: ScoringDep, request_log: RequestLogDep, http: Request)
     )
     return HealthResponse(
         status="degraded" if degraded else "ok",
-        scoring={"url": scoring.upstream.url, "reachable": reachable},
+        scoring={"url": scoring.url, "reachable": reachable},
         model=_served(identity),
         request_log=log_state,
         supervisor=supervisor_state,
@@ -168,27 +173,25 @@ def _served(identity: ModelIdentity) -> ServedModel:
     return ServedModel(name=identity.name, version=identity.version)
 
 
-def _log(
-    request_log: RequestLogger,
+def _record(
     request: RecommendationRequest,
     started: float,
     status: str,
     http_status: int,
     n_returned: int,
     identity: ModelIdentity,
-) -> None:
-    request_log.submit(
-        RequestRecord(
-            title=request.title or "",
-            top_n=request.top_n,
-            year=request.year,
-            status=status,
-            http_status=http_status,
-            n_returned=n_returned,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            model_version=identity.version,
-            extra=_extra_params(request),
-        )
+) -> RequestRecord:
+    """What the request log keeps of one recommendation request (`started`: its `time.perf_counter()`)."""
+    return RequestRecord(
+        title=request.title or "",
+        top_n=request.top_n,
+        year=request.year,
+        status=status,
+        http_status=http_status,
+        n_returned=n_returned,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        model_version=identity.version,
+        extra=_extra_params(request),
     )
 
 

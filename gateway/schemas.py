@@ -1,60 +1,74 @@
-"""Request and response schemas of the HTTP API (the word "model" is kept for the ML model)."""
+"""Request and response schemas of the HTTP API (the word "model" is kept for the ML model).
+
+The request's limits and rules are the model's request contract (`model.contract`): the fields are declared here with
+their JSON types, their bounds are documented in the JSON schema from the contract's constants, and one validator
+applies the contract's `invalid_reason`, so a request is refused for the same reason, in the same words, as the
+model would refuse it.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-MAX_TITLE_CHARS = 300
-MAX_QUERY_CHARS = 1000
-MAX_TOP_N = 100
-MAX_OFFSET = 900
-MAX_FILMS = 50
-MAX_EXCLUDE = 1000
-MAX_WITHIN = 10_000
-MAX_GENRES = 30
-MAX_SEARCH = 50
-YEAR_MIN, YEAR_MAX = 1800, 2100
+from model.contract import (
+    DEFAULT_TOP_N,
+    MAX_EXCLUDE,
+    MAX_FILMS,
+    MAX_GENRE_CHARS,
+    MAX_GENRES,
+    MAX_ID,
+    MAX_OFFSET,
+    MAX_QUERY_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_TOP_N,
+    MAX_WITHIN,
+    YEAR_MAX,
+    YEAR_MIN,
+    invalid_reason,
+)
+
+INVALID_QUERY = "invalid_query"  # the pydantic error type of a request the contract refuses
+
+
+def bounds(low: float, high: float) -> dict[str, Any]:
+    """JSON-schema bounds of a number (documentation: `invalid_reason` enforces them)."""
+    return {"minimum": low, "maximum": high}
+
+
+def at_most(count: int, of: Literal["items", "characters"] = "items") -> dict[str, Any]:
+    """JSON-schema size bound of a list or a string (documentation: `invalid_reason` enforces it)."""
+    return {"maxItems": count} if of == "items" else {"maxLength": count}
+
 
 StrictInt = Annotated[int, Field(strict=True)]
-Year = Annotated[int, Field(strict=True, ge=YEAR_MIN, le=YEAR_MAX)]
-CatalogId = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
-Genre = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-
-NEEDS_A_QUERY = "give at least one of title, liked or query"
-YEARS_REVERSED = "year_min must not be greater than year_max"
-LIKED_AND_DISLIKED = "the same film is both liked and disliked: {films}"
+Year = Annotated[int, Field(strict=True, json_schema_extra=bounds(YEAR_MIN, YEAR_MAX))]
+CatalogId = Annotated[int, Field(strict=True, json_schema_extra=bounds(0, MAX_ID))]
+Title = Annotated[str, Field(json_schema_extra=at_most(MAX_TITLE_CHARS, "characters"))]
+Genre = Annotated[str, Field(json_schema_extra=at_most(MAX_GENRE_CHARS, "characters"))]
 
 
-def _visible(text: str) -> str:
-    """Whitespace collapsed; refuses text with no visible character (empty, spaces, control characters)."""
-    cleaned = " ".join(text.split())
-    if not any(ch.isprintable() and not ch.isspace() for ch in cleaned):
-        raise ValueError("must contain visible characters")
-    return cleaned
-
-
-class FilmRef(BaseModel):
+class FilmTitle(BaseModel):
     """A film by title, with an optional year to pick among films sharing it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    title: Title
     year: Year | None = None
 
-    @field_validator("title")
-    @classmethod
-    def _visible_title(cls, title: str) -> str:
-        return _visible(title)
 
-
-Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE_CHARS)]
 FilmInput = Annotated[
-    CatalogId | Title | FilmRef,
+    CatalogId | str | FilmTitle,
     Field(description='a catalog id (`83495`), a title (`"The Matrix"`), or `{"title": "Hamlet", "year": 1948}`'),
 ]
+Films = Annotated[list[FilmInput], Field(json_schema_extra=at_most(MAX_FILMS))]
+Excluded = Annotated[list[FilmInput], Field(json_schema_extra=at_most(MAX_EXCLUDE))]
+CatalogIds = Annotated[list[CatalogId], Field(json_schema_extra=at_most(MAX_WITHIN))]
+Genres = Annotated[list[Genre], Field(json_schema_extra=at_most(MAX_GENRES))]
+FreeText = Annotated[str, Field(json_schema_extra=at_most(MAX_QUERY_CHARS, "characters"))]
+Diversity = Annotated[float, Field(json_schema_extra=bounds(0, 1))]
 
 
 class RecommendationRequest(BaseModel):
@@ -76,71 +90,43 @@ class RecommendationRequest(BaseModel):
         },
     )
 
-    title: str | None = Field(
-        None, min_length=1, max_length=MAX_TITLE_CHARS, description="a film you like; typos are tolerated",
-        examples=["The Matrix"],
-    )  # fmt: skip
+    title: Title | None = Field(None, description="a film you like; typos are tolerated", examples=["The Matrix"])
     year: Year | None = Field(None, description="release year of `title`, among films sharing it", examples=[1999])
-    top_n: StrictInt = Field(5, ge=1, le=MAX_TOP_N, description="how many films to return", examples=[5])
-    liked: list[FilmInput] | None = Field(
-        None, max_length=MAX_FILMS, description="films you like (later ones weigh more)",
+    top_n: StrictInt = Field(
+        DEFAULT_TOP_N, description="how many films to return", examples=[5], json_schema_extra=bounds(1, MAX_TOP_N)
+    )
+    liked: Films | None = Field(
+        None, description="films you like (later ones weigh more)",
         examples=[["Heat", {"title": "Alien", "year": 1979}, 83495]],
     )  # fmt: skip
-    disliked: list[FilmInput] | None = Field(
-        None, max_length=MAX_FILMS, description="films to steer away from; never returned", examples=[["Titanic"]]
+    disliked: Films | None = Field(None, description="films to steer away from; never returned", examples=[["Titanic"]])
+    query: FreeText | None = Field(
+        None, description="free text, alone or with liked films", examples=["heist film with a twist ending"]
     )
-    query: str | None = Field(
-        None, min_length=1, max_length=MAX_QUERY_CHARS, description="free text, alone or with liked films",
-        examples=["heist film with a twist ending"],
-    )  # fmt: skip
-    genres: list[Genre] | None = Field(
-        None, max_length=MAX_GENRES, description="only films with any of these genres", examples=[["Crime", "Drama"]]
+    genres: Genres | None = Field(
+        None, description="only films with any of these genres", examples=[["Crime", "Drama"]]
     )
-    exclude_genres: list[Genre] | None = Field(
-        None, max_length=MAX_GENRES, description="no film with any of these genres", examples=[["Documentary"]]
+    exclude_genres: Genres | None = Field(
+        None, description="no film with any of these genres", examples=[["Documentary"]]
     )
     year_min: Year | None = Field(None, description="released in or after", examples=[1990])
     year_max: Year | None = Field(None, description="released in or before", examples=[1999])
-    exclude: list[FilmInput] | None = Field(
-        None, max_length=MAX_EXCLUDE, description="films already seen: never returned", examples=[[83495, "Heat"]]
+    exclude: Excluded | None = Field(None, description="films already seen: never returned", examples=[[83495, "Heat"]])
+    within: CatalogIds | None = Field(
+        None, description="choose only among these catalog ids", examples=[[83495, 207536]]
     )
-    within: list[CatalogId] | None = Field(
-        None, max_length=MAX_WITHIN, description="choose only among these catalog ids", examples=[[83495, 207536]]
+    diversity: Diversity | None = Field(
+        None, description="0: plain similarity; up to 1: fewer near-duplicates (MMR)", examples=[0.3]
     )
-    diversity: float | None = Field(
-        None, ge=0, le=1, description="0: plain similarity; up to 1: fewer near-duplicates (MMR)", examples=[0.3]
+    offset: StrictInt = Field(
+        0, description="skip this many results (paging)", examples=[0], json_schema_extra=bounds(0, MAX_OFFSET)
     )
-    offset: StrictInt = Field(0, ge=0, le=MAX_OFFSET, description="skip this many results (paging)", examples=[0])
-
-    @field_validator("title", "query")
-    @classmethod
-    def _visible_text(cls, text: str | None) -> str | None:
-        return None if text is None else _visible(text)
-
-    @field_validator("liked", "disliked", "exclude", mode="before")
-    @classmethod
-    def _visible_titles(cls, films: Any) -> Any:
-        if isinstance(films, list):
-            return [_visible(f) if isinstance(f, str) else f for f in films]
-        return films
-
-    @field_validator("diversity")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     @model_validator(mode="after")
-    def _coherent(self) -> RecommendationRequest:
-        if not self.title and not self.liked and not self.query:
-            raise ValueError(NEEDS_A_QUERY)
-        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
-            raise ValueError(YEARS_REVERSED)
-        liked = {_ref_key(f) for f in self.liked or []} | ({_ref_key(self.title)} if self.title else set())
-        both = sorted(str(k) for k in liked & {_ref_key(f) for f in self.disliked or []})
-        if both:
-            raise ValueError(LIKED_AND_DISLIKED.format(films=", ".join(both)))
+    def _follows_the_contract(self) -> RecommendationRequest:
+        reason = invalid_reason(self)
+        if reason is not None:
+            raise PydanticCustomError(INVALID_QUERY, "{reason}", {"reason": reason})
         return self
 
     def model_inputs(self) -> dict[str, Any]:
@@ -149,19 +135,11 @@ class RecommendationRequest(BaseModel):
         for name in ("liked", "disliked", "exclude"):
             films = getattr(self, name)
             if films is not None:
-                row[name] = [_model_ref(f) for f in films]
+                row[name] = [_model_film(f) for f in films]
         return row
 
 
-def _ref_key(film: int | str | FilmRef) -> Any:
-    """Literal identity of a film reference: the same id, or the same title (and year); the model catches the rest."""
-    if isinstance(film, FilmRef):
-        title = " ".join(film.title.casefold().split())
-        return (title, film.year) if film.year else title
-    return film if isinstance(film, int) else " ".join(film.casefold().split())
-
-
-def _model_ref(film: int | str | FilmRef) -> dict[str, Any]:
+def _model_film(film: int | str | FilmTitle) -> dict[str, Any]:
     if isinstance(film, int):
         return {"id": film}
     if isinstance(film, str):

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from gateway.errors import ScoringFailed, ScoringTimeout, ScoringUnavailable
 from gateway.schemas import RecommendationRequest
+from gateway.settings import Settings
 from gateway.upstream import UpstreamDropped, UpstreamError, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
@@ -41,38 +42,54 @@ class ModelIdentity:
 
 @dataclass
 class Backend:
-    """One scoring server and what it serves; the supervisor swaps the whole object, so a request that started on
-    one backend finishes on it and is labelled with its version."""
+    """One scoring server and what it serves; a switch replaces the whole object, so a request that started on one
+    backend finishes on it and is labelled with its version."""
 
     upstream: UpstreamPool
     identity: ModelIdentity = field(default_factory=ModelIdentity)
-    pinned: bool = False  # identity set by whoever started the server (the supervisor), not learned
+    pinned: bool = False  # identity named by whoever started the server (the supervisor), not learned
     records_as_text: bool = True  # ask for param format=json; False once the model answered an object anyway
+
+    @property
+    def url(self) -> str:
+        return self.upstream.url
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no request sent here is in flight (True) or `timeout_s` seconds passed (False), then close
+        its connections."""
+        return await self.upstream.drain(timeout_s)
 
 
 Scored = tuple[dict[str, Any], ModelIdentity]
 
 
 class ScoringClient:
-    """Sends queries to the scoring server over one pool of keep-alive connections (gateway/upstream.py)."""
+    """Sends queries to the scoring server over one pool of keep-alive connections per server (gateway/upstream.py).
 
-    def __init__(self, upstream: UpstreamPool, tracking_uri: str) -> None:
-        self.backend = Backend(upstream)
-        self._tracking_uri = tracking_uri
+    It is the supervisor's router (`supervisor.router.Router`): `switch` sends new requests to another server."""
+
+    def __init__(self, settings: Settings, url: str, pinned: bool = False) -> None:
+        self._settings = settings
+        self.backend = Backend(self._pool(url), pinned=pinned)
         self._refreshing: asyncio.Task[ModelIdentity] | None = None
 
     @property
-    def upstream(self) -> UpstreamPool:
-        return self.backend.upstream
+    def url(self) -> str:
+        return self.backend.url
 
     @property
     def identity(self) -> ModelIdentity:
         return self.backend.identity
 
-    def use(self, backend: Backend) -> Backend:
-        """Send new requests to `backend`; returns the previous one (its in-flight requests finish there)."""
-        previous, self.backend = self.backend, backend
+    def switch(self, url: str, name: str, version: str, build_run_id: str | None) -> Backend:
+        """Send new requests to `url`, labelled as `name` version `version`; returns the previous backend (its
+        in-flight requests finish there; drain it)."""
+        previous = self.backend
+        self.backend = Backend(self._pool(url), ModelIdentity(name, version, build_run_id), pinned=True)
         return previous
+
+    async def close(self) -> None:
+        await self.backend.upstream.close()
 
     async def recommend(self, request: RecommendationRequest) -> Scored:
         """The model's record for one request (status, reason, query, liked, unresolved, recommendations...) and
@@ -100,8 +117,9 @@ class ScoringClient:
         self._refreshing = None
 
     async def ping(self) -> bool:
+        """Whether the scoring server answers /ping now."""
         try:
-            status, _ = await self.upstream.get(PING)
+            status, _ = await self.backend.upstream.get(PING)
         except UpstreamError:
             return False
         return status == 200
@@ -124,11 +142,17 @@ class ScoringClient:
             backend.identity = ModelIdentity(name, version, run_id)
         return backend.identity
 
+    def _pool(self, url: str) -> UpstreamPool:
+        settings = self._settings
+        return UpstreamPool(url, settings.max_connections, settings.connect_timeout_s, settings.timeout_s)
+
     def _registered_version(self, name: str | None, run_id: str | None) -> str | None:
         if not name or not run_id:
             return None
         try:
-            versions = MlflowClient(self._tracking_uri).search_model_versions(f"name='{name}' and run_id='{run_id}'")
+            versions = MlflowClient(self._settings.tracking_uri).search_model_versions(
+                f"name='{name}' and run_id='{run_id}'"
+            )
         except Exception as error:  # noqa: BLE001 - the registry being down must not break serving
             logger.warning("could not look up the served model's version: %s", error)
             return None

@@ -39,24 +39,10 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="when set, /movies/* require it in the X-API-Key header")
     cors_origins: list[str] = Field([], description="browser origins allowed to call the API (none by default)")
 
-    # Supervised serving (`python -m gateway serve`, what `make up` runs): the gateway starts and swaps the scoring
-    # servers itself, following the registry alias, instead of talking to a fixed `scoring_url`.
-    supervise: bool = Field(False, description="run the supervisor (set by `python -m gateway serve`)")
-    model_name: str = Field("movie-recommender", description="registered model the supervisor serves")
-    model_alias: str = Field("champion", description="alias the supervisor follows")
-    standby_alias: str = Field(
-        "challenger",
-        description="alias whose version the supervisor keeps started and warm, without traffic, so that moving "
-        "`model_alias` to it switches at once; empty: no standby",
-    )
-    poll_s: float = Field(2.0, gt=0, description="how often the supervisor asks the registry where the alias points")
-    serve_host: str = Field("127.0.0.1", description="address the scoring servers bind")
-    serve_port: int = Field(5001, ge=0, description="port of the first scoring server (a free one when taken)")
-    serve_workers: int = Field(1, ge=1, description="`mlflow models serve --workers`")
-    serve_start_timeout_s: float = Field(300.0, gt=0, description="a new scoring server must be warm within this")
-    drain_timeout_s: float = Field(30.0, gt=0, description="in-flight requests get this long on a replaced server")
-    state_dir: str = Field(
-        ".run", description="PID files, logs and model copies of the scoring servers the supervisor started"
+    supervise: bool = Field(
+        False,
+        description="run the supervisor in this process (set by `python -m gateway serve`); it reads its own "
+        "GATEWAY_* settings (supervisor/settings.py) and picks the scoring server instead of `scoring_url`",
     )
 
     log_level: str = "INFO"

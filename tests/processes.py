@@ -1,29 +1,29 @@
-"""Real processes for tests: free loopback ports, start in a new session, wait on health, stop by PID."""
+"""Real processes for tests: `mlflow server`, `mlflow models serve` and the gateway on free loopback ports, started
+in a session of their own (supervisor/processes.py), waited for on their health endpoints, stopped by process group.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from gateway.supervisor import stop_group
+from supervisor.processes import Child, pick_port
+from supervisor.processes import start as start_child
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+Process = Child
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on now."""
+    return pick_port("127.0.0.1", 0)
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -35,51 +35,17 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the process group, wait until every member is gone, SIGKILL what is left after `timeout`.
-
-        `mlflow models serve` runs uvicorn as a child: the leader exiting does not mean the port is closed.
-        """
-        stop_group(self.popen.pid, timeout, reap=self.popen.poll)
-        self.popen.wait(5)
-
-    def kill(self) -> None:
-        """SIGKILL the whole group at once, as a crash would."""
-        if self.alive:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(5)
-
-
 def start(name: str, command: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Process:
-    log = log_dir / f"{name}.log"
-    handle = log.open("ab")
-    popen = subprocess.Popen(
-        list(command), cwd=REPO, env=env or base_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    handle.close()
-    return Process(name, popen, log)
+    """`command` from the repository root, in a session of its own, its output in `log_dir/NAME.log`."""
+    return start_child(name, command, log_dir / f"{name}.log", env=env or base_env(), cwd=REPO)
 
 
 def wait_http(process: Process, url: str, timeout: float = 180.0) -> None:
-    """Poll `url` until it answers 200; fail early with the process's log if it exits."""
+    """Poll `url` until it answers 200; fail early with the process's log if it exits, and stop it on a timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive:
-            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}")
+            raise RuntimeError(f"{process.name} exited with {process.returncode}:\n{process.tail()}")
         try:
             if httpx.get(url, timeout=2.0).status_code == 200:
                 return
@@ -118,8 +84,11 @@ def model_server(log_dir: Path, tracking_uri: str, model_uri: str, port: int | N
     return process, url
 
 
-def gateway(log_dir: Path, scoring_url: str, tracking_uri: str, **settings: str) -> tuple[Process, str]:
-    """The real gateway (`python -m gateway`) on a free port; extra settings as GATEWAY_* variables."""
+def gateway(
+    log_dir: Path, scoring_url: str, tracking_uri: str, *args: str, wait: str = "/health", **settings: str
+) -> tuple[Process, str]:
+    """The real gateway (`python -m gateway ARGS`) on a free port, once `wait` answers 200; extra settings as
+    GATEWAY_* variables."""
     port = free_port()
     env = base_env(
         GATEWAY_PORT=str(port),
@@ -127,7 +96,7 @@ def gateway(log_dir: Path, scoring_url: str, tracking_uri: str, **settings: str)
         GATEWAY_TRACKING_URI=tracking_uri,
         **{f"GATEWAY_{key.upper()}": value for key, value in settings.items()},
     )
-    process = start(f"gateway-{port}", [sys.executable, "-m", "gateway"], log_dir, env)
+    process = start(f"gateway-{port}", [sys.executable, "-m", "gateway", *args], log_dir, env)
     url = f"http://127.0.0.1:{port}"
-    wait_http(process, f"{url}/health", timeout=60)
+    wait_http(process, f"{url}{wait}", timeout=60)
     return process, url

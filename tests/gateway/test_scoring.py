@@ -1,16 +1,20 @@
-"""The gateway's scoring client against a small real HTTP server on loopback: records as JSON text (param `format`)
-and, from a model version that predates that param, as objects."""
+"""The gateway's scoring client against small real HTTP servers on loopback: records as JSON text (param `format`)
+and, from a model version that predates that param, as objects; a switch of server with requests in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from gateway.errors import ScoringFailed
-from gateway.scoring import Backend, invoke_one
+from gateway.schemas import RecommendationRequest
+from gateway.scoring import Backend, ScoringClient, invoke_one
+from gateway.settings import Settings
 from gateway.upstream import UpstreamPool
 from tests.gateway.test_upstream import read_request, response
 
@@ -68,3 +72,48 @@ def test_a_model_that_predates_the_format_param_is_asked_for_objects_after_its_f
 def test_a_record_that_is_neither_an_object_nor_its_text_is_a_scoring_failure(answer: Any) -> None:
     with pytest.raises(ScoringFailed):
         exchange(lambda params: answer, n=1)
+
+
+def test_a_switch_lets_requests_in_flight_finish_where_they_started_and_drain_waits_for_them() -> None:
+    answer = response(json.dumps({"predictions": [json.dumps(RECORD)]}).encode())
+    release = asyncio.Event()
+
+    def server(wait: bool) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(asyncio.IncompleteReadError):
+                while True:
+                    await read_request(reader)
+                    if wait:
+                        await release.wait()
+                    writer.write(answer)
+
+        return handle
+
+    async def scenario() -> None:
+        old = await asyncio.start_server(server(wait=True), "127.0.0.1", 0)
+        new = await asyncio.start_server(server(wait=False), "127.0.0.1", 0)
+        scoring = ScoringClient(Settings(), url_of(old), pinned=True)
+        request = RecommendationRequest(title="Heat")
+        try:
+            in_flight = asyncio.create_task(scoring.recommend(request))
+            await asyncio.sleep(0.05)
+            previous = scoring.switch(url_of(new), "movie-recommender", "2", "run-2")
+            assert (await scoring.recommend(request))[1].version == "2"  # new requests go to the new server
+            assert await previous.drain(0.1) is False  # the old server's request is still in flight
+            draining = asyncio.create_task(previous.drain(5))
+            await asyncio.sleep(0.05)
+            assert not draining.done()
+            release.set()
+            record, identity = await in_flight
+            assert record == RECORD and identity.version is None  # answered, and labelled, where it started
+            assert await draining is True
+        finally:
+            await scoring.close()
+            old.close()
+            new.close()
+
+    asyncio.run(scenario())
+
+
+def url_of(server: asyncio.Server) -> str:
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"

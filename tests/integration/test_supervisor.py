@@ -22,12 +22,12 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchmarks.faults import Traffic
-from gateway.request_log import GROUPED, read_requests_table
-from gateway.supervisor import group_alive
+from gateway.request_runs import GROUPED
+from supervisor.processes import group_alive
 from tests import processes
 from tests.conftest import BuiltModel
-from tests.integration.conftest import request_log_records
+from tests.integration.conftest import request_log_records, requests_table
+from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 
@@ -118,8 +118,8 @@ def start_gateway(built_model: BuiltModel, state_dir: Path, log_dir: Path) -> tu
         log_dir,
         "http://127.0.0.1:1",  # unused when supervising
         built_model.tracking_uri,
+        "serve",
         experiment=EXPERIMENT,
-        supervise="true",
         model_name=SUPERVISED,
         poll_s="0.5",
         serve_start_timeout_s="150",
@@ -172,13 +172,13 @@ def test_promotion_under_load_fails_no_request(supervised: Supervised) -> None:
         assert wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S + 5)
         time.sleep(1)
     switch_s = load.first_from[new] - moved
-    assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
+    assert load.statuses() == Counter({200: load.sent}), load.answers
     assert switch_s <= SWITCH_LIMIT_S, f"switched after {switch_s:.1f} s"
     assert {version for _, version in load.answers} == {supervised.versions["one"], new}
     # the old server drained and stopped: only the new one is left
     assert wait_until(lambda: supervised.scoring_groups() != old_group and len(supervised.scoring_groups()) == 1, 30)
     assert not any(group_alive(group) for group in old_group)
-    print(f"\npromotion: {sum(load.answers.values())} requests, 0 failed, switched in {switch_s:.1f} s")
+    print(f"\npromotion: {load.sent} requests, 0 failed, switched in {switch_s:.1f} s")
 
 
 def test_the_challenger_is_kept_warm_and_promoted_at_once(supervised: Supervised) -> None:
@@ -196,12 +196,12 @@ def test_the_challenger_is_kept_warm_and_promoted_at_once(supervised: Supervised
             assert wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S)
             time.sleep(1)
         switch_s = load.first_from[new] - moved
-        assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
+        assert load.statuses() == Counter({200: load.sent}), load.answers
         assert switch_s <= WARM_SWITCH_LIMIT_S, f"switched to the warm standby after {switch_s:.1f} s"
         # the challenger is now the one served: no standby; the old server drained and stopped
         assert supervised.standby()["version"] is None and supervised.standby()["target_version"] == new
         assert wait_until(lambda: len(supervised.scoring_groups()) == 1, 30)
-        print(f"\nwarm promotion: {sum(load.answers.values())} requests, 0 failed, switched in {switch_s:.1f} s")
+        print(f"\nwarm promotion: {load.sent} requests, 0 failed, switched in {switch_s:.1f} s")
     finally:
         supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
 
@@ -244,7 +244,7 @@ def test_a_version_that_cannot_serve_is_not_switched_to(supervised: Supervised, 
         supervised.point(label)
         failed = wait_until(lambda: bad in supervised.health()["supervisor"]["failed_versions"], 180)
     assert failed, supervised.health()
-    assert load.statuses() == Counter({200: sum(load.answers.values())}), load.answers
+    assert load.statuses() == Counter({200: load.sent}), load.answers
     assert {version for _, version in load.answers} == {serving}  # the old version answered throughout
     health = supervised.health()
     assert health["status"] == "degraded" and health["model"]["version"] == serving
@@ -281,7 +281,7 @@ def test_a_gateway_restart_corrupts_nothing(supervised: Supervised, built_model:
     for _ in range(30):
         sent += httpx.post(f"{supervised.url}/movies/recommendations/", json={"title": "Fargo"}).status_code == 200
     [group] = supervised.scoring_groups()
-    supervised.process.stop(timeout=60)
+    supervised.process.stop(timeout_s=60)
     assert not group_alive(group) and supervised.scoring_groups() == []
     assert request_log_records(supervised.client, EXPERIMENT, "Fargo") == sent == 30
 
@@ -314,7 +314,7 @@ def _assert_request_log_is_whole(client: MlflowClient) -> None:
     for run in runs:
         assert run.info.status == "FINISHED", run.info
         if run.data.tags.get("status") == GROUPED:
-            table = read_requests_table(client, run.info.run_id)
+            table = requests_table(client, run.info.run_id)
             assert len(table) == int(run.data.params["n_requests"]) == run.data.metrics["n_requests"]
         else:
             assert {"title", "top_n"} <= set(run.data.params) and "n_returned" in run.data.metrics

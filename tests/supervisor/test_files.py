@@ -1,41 +1,15 @@
-"""Parts of the supervisor that need no MLflow: PID files of scoring servers sharing a port, the port probe, pruning
-the logs of servers that are gone."""
+"""The supervisor's bookkeeping on disk, without processes: the port probe, pruning the logs of servers that are gone,
+pruning model copies."""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
-from gateway.scoring import Backend
-from gateway.supervisor import ScoringProcess, group_alive, pick_port, prune_logs
-from gateway.upstream import UpstreamPool
-
-
-def sleeper(state_dir: Path, port: int) -> ScoringProcess:
-    """A stand-in child in its own process group, registered the way the supervisor registers a scoring server."""
-    popen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    pid_file = state_dir / f"scoring-{port}.pid"
-    pid_file.write_text(f"{popen.pid}\n")
-    pool = UpstreamPool(f"http://127.0.0.1:{port}", 1, 1.0, 1.0)
-    return ScoringProcess("1", port, popen, pid_file, state_dir / "log", Backend(pool), state_dir)
-
-
-def test_a_stopped_server_leaves_the_pid_file_of_its_successor_on_the_same_port(tmp_path: Path) -> None:
-    old = sleeper(tmp_path, 5001)
-    new = sleeper(tmp_path, 5001)  # started while the old one was still exiting: same port, same file name
-    try:
-        old.stop(timeout_s=5)
-        assert not group_alive(old.popen.pid)
-        assert new.pid_file.read_text().strip() == str(new.popen.pid)  # `make down` can still find the new one
-        new.stop(timeout_s=5)
-        assert not new.pid_file.exists()
-    finally:
-        for process in (old, new):
-            process.popen.kill()
-            process.popen.wait()
+from supervisor.copies import prune_copies
+from supervisor.processes import pick_port, prune_logs
+from supervisor.server import LOG_PATTERN
 
 
 def test_the_port_probe_takes_the_preferred_port_unless_something_listens() -> None:
@@ -62,10 +36,27 @@ def test_logs_of_servers_that_are_gone_are_pruned_to_the_newest(tmp_path: Path) 
     (tmp_path / "scoring-40004.pid").write_text("12345\n")  # still running: its log stays whatever its age
     (tmp_path / "models").mkdir()
 
-    deleted = prune_logs(tmp_path, keep=2)
+    deleted = prune_logs(tmp_path, LOG_PATTERN, keep=2)
 
     assert sorted(path.name for path in deleted) == ["scoring-40002.log", "scoring-40003.log"]
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "models", "scoring-40001.log", "scoring-40004.log", "scoring-40004.pid", "scoring-5001.log",
     ]  # fmt: skip
-    assert prune_logs(tmp_path, keep=2) == []
+    assert prune_logs(tmp_path, LOG_PATTERN, keep=2) == []
+
+
+def test_model_copies_are_pruned_least_recently_used_first_never_one_in_use(tmp_path: Path) -> None:
+    for age, version in enumerate("54321"):  # version 5 used last, version 1 first
+        copy = tmp_path / f"movie-recommender-{version}-abc"
+        copy.mkdir()
+        (copy / "MLmodel").write_text("flavors: {}\n")
+        os.utime(copy, (1_000_000 - age * 100, 1_000_000 - age * 100))
+    (tmp_path / ".movie-recommender-6-abc-partial").mkdir()  # a download under way
+
+    deleted = prune_copies(tmp_path, in_use={"movie-recommender-1-abc"}, keep=3)
+
+    assert [path.name for path in deleted] == ["movie-recommender-2-abc"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        ".movie-recommender-6-abc-partial", "movie-recommender-1-abc", "movie-recommender-3-abc",
+        "movie-recommender-4-abc", "movie-recommender-5-abc",
+    ]  # fmt: skip
