@@ -22,38 +22,9 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 
-# Shell helpers shared by the recipes: processes are started in their own session (PID = process group id),
-# recorded in $(RUN)/NAME.pid, and stopped by signalling that group: nothing else is touched.
-define LIB
-running() { [[ -f $(RUN)/$$1.pid ]] && kill -0 "$$(cat $(RUN)/$$1.pid)" 2>/dev/null; }
-start() {
-  local name=$$1; shift
-  if running "$$name"; then echo "$$name: already running (pid $$(cat $(RUN)/$$name.pid)), reused"; return; fi
-  setsid "$$@" > $(RUN)/$$name.log 2>&1 < /dev/null &
-  echo $$! > $(RUN)/$$name.pid
-  echo "$$name: started (pid $$!, log $(RUN)/$$name.log)"
-}
-wait_http() {
-  local name=$$1 url=$$2 tries=$${3:-180}
-  for ((i = 0; i < tries; i++)); do
-    curl -fsS -o /dev/null "$$url" 2>/dev/null && return 0
-    if ! running "$$name"; then echo "$$name exited; end of $(RUN)/$$name.log:"; tail -n 30 $(RUN)/$$name.log; return 1; fi
-    sleep 1
-  done
-  echo "$$name did not answer $$url in $$tries s; end of $(RUN)/$$name.log:"; tail -n 30 $(RUN)/$$name.log; return 1
-}
-stop() {
-  local name=$$1 pid
-  if ! running "$$name"; then rm -f $(RUN)/$$name.pid; echo "$$name: not running"; return; fi
-  pid=$$(cat $(RUN)/$$name.pid)
-  kill -TERM -- "-$$pid" 2>/dev/null || kill -TERM "$$pid"
-  # wait for the whole group: `mlflow models serve` leaves uvicorn as a child of the recorded process
-  for ((i = 0; i < 150; i++)); do kill -0 -- "-$$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 -- "-$$pid" 2>/dev/null && kill -KILL -- "-$$pid" 2>/dev/null || true
-  rm -f $(RUN)/$$name.pid
-  echo "$$name: stopped (pid $$pid)"
-}
-endef
+# Background processes (a session each, PID file and log in $(RUN)/, stopped as a whole process group) are started,
+# waited for and stopped by supervisor/processes.py, as the gateway's supervisor and the tests do.
+PROCESS := $(BIN)/python -m supervisor.processes
 
 .PHONY: help venv up down build evaluate promote test test-fast lint bench docs soak faults
 
@@ -72,11 +43,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt Makefile
 	touch $@
 
 up: venv ## start MLflow, build the model if there is no champion, serve it, start the gateway
-	@$(LIB)
-	mkdir -p $(RUN)
-	start mlflow $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
+	$(PROCESS) start mlflow $(RUN) -- $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
 	  --host $(HOST) --port $(MLFLOW_PORT) --workers 1
-	wait_http mlflow $(TRACKING_URI)/health
+	$(PROCESS) wait mlflow $(RUN) $(TRACKING_URI)/health
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
 	status=0; version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME) 2>/dev/null) || status=$$?
 	if [[ $$status -eq 1 ]]; then
@@ -95,8 +64,8 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 	# (a promotion switches traffic without failing a request) and restarts a scoring server that dies.
 	GATEWAY_HOST=$(HOST) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_TRACKING_URI=$(TRACKING_URI) \
 	GATEWAY_MODEL_NAME=$(MODEL_NAME) GATEWAY_SERVE_HOST=$(HOST) GATEWAY_SERVE_PORT=$(SERVE_PORT) \
-	GATEWAY_STATE_DIR=$(RUN) start gateway $(BIN)/python -m gateway serve
-	wait_http gateway http://$(HOST):$(GATEWAY_PORT)/ready 600
+	GATEWAY_STATE_DIR=$(RUN) $(PROCESS) start gateway $(RUN) -- $(BIN)/python -m gateway serve
+	$(PROCESS) wait gateway $(RUN) http://$(HOST):$(GATEWAY_PORT)/ready 600
 	scoring=$$(curl -fsS http://$(HOST):$(GATEWAY_PORT)/health | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["scoring"]["url"])')
 	echo
 	echo "  MLflow UI and registry  $(TRACKING_URI)"
@@ -106,13 +75,12 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 	echo "  try:  curl -s -X POST $(HOST):$(GATEWAY_PORT)/movies/recommendations/ -H 'content-type: application/json' -d '{\"title\": \"The Matrix\", \"top_n\": 5}'"
 	echo "  stop: make down"
 
-down: ## stop what `make up` started (by PID file)
-	@$(LIB)
-	stop gateway  # stops the scoring servers it supervises
+down: venv ## stop what `make up` started (by PID file)
+	$(PROCESS) stop gateway $(RUN)  # stops the scoring servers it supervises
 	for file in $(RUN)/scoring-*.pid; do  # left only if the gateway was killed outright
-	  [[ -f $$file ]] && name=$$(basename $$file .pid) && stop $$name
+	  [[ -f $$file ]] && $(PROCESS) stop $$(basename $$file .pid) $(RUN)
 	done
-	stop mlflow
+	$(PROCESS) stop mlflow $(RUN)
 
 build: venv ## build and register a new version (challenger) on the running tracking server
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e build --env-manager local \
@@ -126,15 +94,17 @@ promote: venv ## point champion at VERSION (default: the challenger), gated on e
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e promote --env-manager local \
 	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P version=$(VERSION) -P force=$(or $(FORCE),false)
 
-bench: venv ## benchmarks B1-B6 against the running stack (after `make up`); figures in benchmarks/results/
+bench: venv ## benchmarks against the running stack (after `make up`); figures in benchmarks/results/
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
 	$(BIN)/python -m benchmarks.inprocess
 	$(BIN)/python -m benchmarks.serving --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.upstream_clients --gateway-port $(GATEWAY_PORT)
-	$(BIN)/python -m benchmarks.gateway_cpu --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
 	$(BIN)/python -m benchmarks.build
-	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.quality
+
+docs: venv ## regenerate the figures in docs/ from benchmarks/results/reference/
+	$(BIN)/python -m benchmarks.report
 
 soak: venv ## 20,000 requests at concurrency 32 through the running gateway; audits the request log in MLflow
 	$(BIN)/python -m benchmarks.soak --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI)
@@ -145,11 +115,13 @@ faults: venv ## promotion, rollback and a killed scoring server under load (TO=a
 	  --model-name $(MODEL_NAME) --state-dir $(RUN)
 
 test: venv ## run every test, integration included (what CI runs)
+	$(BIN)/python -m benchmarks.report --check  # docs/ figures are those of the reference results
 	$(BIN)/python -m pytest
 
 test-fast: venv ## the tests that start no process and no `mlflow run` (while editing)
 	$(BIN)/python -m pytest -m "not integration and not slow"
 
-lint: venv ## ruff
+lint: venv ## ruff, and docs/ figures against the reference results
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m benchmarks.report --check

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import urllib.request
@@ -19,7 +18,21 @@ from typing import Any
 import httpx
 import numpy as np
 
+from supervisor.processes import Child, start
+
 RESULTS = Path(__file__).parent / "results"
+HOST = "127.0.0.1"
+
+
+def known_titles(n: int, seed: int = 0) -> list[str]:
+    """`n` known titles, in a seeded order: the 1,000 best-known films of the default catalog whose title is unique
+    there (so each names one film)."""
+    from model.catalog import load_catalog
+
+    movies = load_catalog().movies
+    unique = movies[~movies["title"].str.lower().duplicated(keep=False)]
+    chosen = unique.sort_values("reviews", ascending=False)["title"].head(1000).tolist()
+    return [chosen[i % len(chosen)] for i in np.random.default_rng(seed).permutation(n)]
 
 
 def summary(latencies_ms: Sequence[float]) -> dict[str, float]:
@@ -39,6 +52,8 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
         "benchmark": name,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "cpu_count": os.cpu_count(),
+        "cpu_model": _proc_value("/proc/cpuinfo", "model name"),
+        "memory_gib": round(int((_proc_value("/proc/meminfo", "MemTotal") or "0 kB").split()[0]) / 2**20, 1),
         "machine": platform.platform(),
         "python": platform.python_version(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -52,29 +67,34 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     return path
 
 
-@contextmanager
-def detached(command: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """`command` in a session of its own, output discarded, with the venv's bin/ on PATH (`mlflow models serve` execs
-    uvicorn through bash) and uvicorn's access log off; its whole process group is stopped on the way out."""
-    from gateway.supervisor import stop_group
+def _proc_value(path: str, key: str) -> str | None:
+    """The value of the first `key: value` line of a /proc file, or None."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == key), None)
 
+
+@contextmanager
+def detached(command: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[Child]:
+    """`command` in a session of its own (supervisor/processes.py), output discarded, with the venv's bin/ on PATH
+    (`mlflow models serve` execs uvicorn through bash) and uvicorn's access log off; stopped on the way out."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     full_env = {**os.environ, "PATH": path, "UVICORN_ACCESS_LOG": "false", **(env or {})}
-    popen = subprocess.Popen(
-        list(command), env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    child = start(Path(command[0]).name, command, Path(os.devnull), env=full_env)
     try:
-        yield popen
+        yield child
     finally:
-        stop_group(popen.pid, 15.0, reap=popen.poll)
+        child.stop()
 
 
-def wait_for(ready: Callable[[], bool], popen: subprocess.Popen[bytes], limit_s: float = 180) -> None:
+def wait_for(ready: Callable[[], bool], child: Child, limit_s: float = 180) -> None:
     """Poll `ready` until it holds; SystemExit when the process exits or `limit_s` passes first."""
     deadline = time.monotonic() + limit_s
     while not ready():
-        if popen.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{' '.join(map(str, popen.args))} did not start (exit code {popen.poll()})")
+        if not child.alive or time.monotonic() > deadline:
+            raise SystemExit(f"{' '.join(map(str, child.popen.args))} did not start (exit code {child.returncode})")
         time.sleep(0.1)
 
 

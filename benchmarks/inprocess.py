@@ -3,23 +3,21 @@
     python -m benchmarks.inprocess [--model-uri models:/movie-recommender@champion] [--n 2000]
 
 Measures the served model's own code (loaded from the registry, before anything imports this checkout's `model`).
-Three figures per query kind: `Recommender.recommend` (the model's work on a validated query),
-`python_model.predict` (plus the pydantic query and the type-hint check MLflow wraps around `predict`), and
-`PyFuncModel.predict` (from plain dicts, as the scoring server calls it). Then one known-title record encoded as
-the model answers param `format=json` (orjson) and as it did before (`json.dumps`).
+Two figures per query kind: `Engine.recommend` (the model's work on a typed query) and `PyFuncModel.predict` (from
+plain dicts, with the type-hint conversion MLflow wraps around `predict`, as the scoring server calls it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import mlflow
 import numpy as np
-import orjson
 
 from benchmarks.common import summary, write_result
 
@@ -31,7 +29,8 @@ TEXTS = [
 ]  # fmt: skip
 
 
-def timed(call, inputs: list) -> list[float]:
+def timed(call: Callable[[Any], object], inputs: list[Any]) -> list[float]:
+    """Milliseconds of `call` on each input, one after the other."""
     latencies = []
     for item in inputs:
         started = time.perf_counter()
@@ -47,23 +46,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     pyfunc = mlflow.pyfunc.load_model(args.model_uri)
-    model = pyfunc.unwrap_python_model()
-    model.recommender.encode(["warm"])  # the warm-up thread may still be loading the encoder
+    engine = pyfunc.unwrap_python_model().engine
+    engine.encode(["warm"])  # the warm-up thread may still be loading the encoder
     query_class = sys.modules["model.schema"].Query  # the model's own schema, from its artifacts
-    movies = model.recommender.movies
+    movies = engine.films.movies
     rng = np.random.default_rng(0)
     titles = movies["title"].to_numpy()[rng.choice(len(movies), args.n, replace=False)].tolist()
     ids = movies["id"].to_numpy()
-
-    def engine(query: object) -> None:
-        model.recommender.recommend([query])
-
-    def own(row: dict) -> None:
-        model.predict(None, [query_class.model_validate(row)])
-
-    def wrapped(row: dict) -> None:
-        pyfunc.predict([row])
-
     kinds = {
         "title": [{"title": t, "top_n": 10} for t in titles],
         "free_text": [{"query": TEXTS[i % len(TEXTS)], "top_n": 10} for i in range(min(args.n, 300))],
@@ -74,18 +63,10 @@ def main() -> None:
     }
     figures = {}
     for kind, rows in kinds.items():
-        for row in rows[:20]:  # warm caches and code paths
-            own(row)
-        figures[f"{kind}_recommender"] = summary(timed(engine, [query_class.model_validate(r) for r in rows]))
-        figures[f"{kind}_model_predict"] = summary(timed(own, rows))
-        figures[f"{kind}_pyfunc_predict"] = summary(timed(wrapped, rows))
-    # What `format=json` (the gateway's request) costs the model per record: the encoder it uses, orjson, against
-    # the standard library's `json.dumps` it replaced, on the known-title records above.
-    records = model.recommender.recommend([query_class.model_validate(row) for row in kinds["title"]])
-    figures["title_record_orjson"] = summary(
-        timed(lambda record: orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY).decode(), records)
-    )
-    figures["title_record_json_dumps"] = summary(timed(lambda record: json.dumps(record, ensure_ascii=False), records))
+        pyfunc.predict(rows[:20])  # warm caches and code paths
+        queries = [query_class.model_validate(row) for row in rows]
+        figures[f"{kind}_engine"] = summary(timed(lambda query: engine.recommend([query]), queries))
+        figures[f"{kind}_pyfunc_predict"] = summary(timed(lambda row: pyfunc.predict([row]), rows))
     figures["target_title_p50_ms"] = 0.1
     write_result("b1_inprocess", figures)
 

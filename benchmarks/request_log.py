@@ -19,7 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from benchmarks.common import RESULTS, cpu_s, descendants, listening_pid, write_result
-from gateway.request_log import RequestLogger, RequestRecord
+from gateway.request_log import RequestLogger
+from gateway.request_runs import RequestRecord
 
 
 def records(n: int, prefix: str) -> list[RequestRecord]:

@@ -2,17 +2,9 @@
 
     python -m benchmarks.serving [--requests 2000]        (after `make up`)
 
-- Floors (benchmarks/floors.py): the same sequential requests to a do-nothing pyfunc under `mlflow models serve`
-  and to a do-nothing FastAPI route: the least each hop costs on this machine. And, right before B3, a FastAPI
-  route that only forwards the gateway's request to this scoring server and returns its answer unread (two hops
-  and the model, none of the gateway's work): B3 minus it is what the gateway's own work costs.
-- B2: sequential POSTs to the scoring server's /invocations (one known title, top 10): as a user sends them
-  (records as objects) and as the gateway sends them (param format=json, records as JSON text).
-- B3: the same through the gateway (request logging on): sequential, then concurrency 8 and 32. Before it, three
-  more gateways (`python -m gateway`) in front of the same scoring server, sequential: one with
-  GATEWAY_REQUEST_LOG=false (what the request log costs), one with GATEWAY_LOG_FLUSH_INTERVAL_S=0 (grouped runs
-  written back to back, as before the interval existed: what the interval saves), one with
-  GATEWAY_LOG_FLUSH_INTERVAL_S=1 (the default before it became 10 s).
+- B2: sequential POSTs to the scoring server's /invocations (one known title, top 10), as the gateway sends them
+  (param format=json: each record as its JSON text).
+- B3: the same requests through the gateway (request log on): sequential, then concurrency 8 and 32.
 - B4: the original design (benchmarks/original_design.py, started here on port 8100, logging to the same MLflow
   server), measured the same way right after B3; ratios B3/B4.
 - Memory: resident memory of the scoring server and the gateway after 1,000 and after 10,000 gateway requests.
@@ -30,11 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import numpy as np
 
 from benchmarks.common import (
+    HOST,
     answers,
     detached,
+    known_titles,
     listening_pid,
     load,
     post_bytes,
@@ -43,26 +36,15 @@ from benchmarks.common import (
     wait_for,
     write_result,
 )
-from benchmarks.floors import SCORING_PARAMS, floors, forwarding_hop
-from gateway.supervisor import pick_port
-from model.catalog import load_catalog
 
-HOST = "127.0.0.1"
+SCORING_PARAMS = {"mode": "recommend", "format": "json"}
 
 
-def titles(n: int) -> list[str]:
-    """Known titles: the best-known films of the default catalog whose title is unique there."""
-    movies = load_catalog().movies
-    unique = movies[~movies["title"].str.lower().duplicated(keep=False)]
-    chosen = unique.sort_values("reviews", ascending=False)["title"].head(1000).tolist()
-    return [chosen[i % len(chosen)] for i in np.random.default_rng(0).permutation(n)]
-
-
-def bodies(names: list[str], scoring: bool, params: dict[str, str] | None = None) -> list[bytes]:
+def bodies(names: list[str], scoring: bool) -> list[bytes]:
     rows = [{"title": t, "top_n": 10} for t in names]
     if not scoring:
         return [json.dumps(row).encode() for row in rows]
-    return [json.dumps({"inputs": [row], **({"params": params} if params else {})}).encode() for row in rows]
+    return [json.dumps({"inputs": [row], "params": SCORING_PARAMS}).encode() for row in rows]
 
 
 def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[int, ...]) -> dict[str, dict]:
@@ -71,29 +53,14 @@ def measure(port: int, path: str, payloads: list[bytes], concurrencies: tuple[in
     return {f"c{c}": load(HOST, port, requests, c) for c in concurrencies}
 
 
-def second_gateway(scoring: int, payloads: list[bytes], **settings: str) -> dict:
-    """Sequential figures of a second gateway (`python -m gateway`, GATEWAY_* `settings`) in front of the same
-    scoring server, logging (if at all) to the same tracking server; its request log drained before it stops."""
-    port = pick_port(HOST, 0)
-    env = {"GATEWAY_PORT": str(port), "GATEWAY_SCORING_URL": f"http://{HOST}:{scoring}"}
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        env["GATEWAY_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
-    env.update({f"GATEWAY_{name.upper()}": value for name, value in settings.items()})
-    with detached([sys.executable, "-m", "gateway"], env) as popen:
-        wait_for(lambda: answers(f"http://{HOST}:{port}/ready"), popen)
-        figures = measure(port, "/movies/recommendations/", payloads, (1,))["c1"]
-        drain_request_log(port)
-        return figures
-
-
 @contextmanager
 def original_design(port: int, tracking_uri: str | None = None) -> Iterator[None]:
     """B4's server (benchmarks/original_design.py) on `port` while the block runs."""
     command = [sys.executable, "-m", "benchmarks.original_design", "--port", str(port)]
     if tracking_uri:
         command += ["--request-tracking-uri", tracking_uri]
-    with detached(command) as popen:  # output discarded: MLflow prints a line per run
-        wait_for(lambda: answers(f"http://{HOST}:{port}/movies/recommendations/", b'{"title": "Heat"}'), popen)
+    with detached(command) as server:  # output discarded: MLflow prints a line per run
+        wait_for(lambda: answers(f"http://{HOST}:{port}/movies/recommendations/", b'{"title": "Heat"}'), server)
         yield
 
 
@@ -122,19 +89,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.scoring_port = args.scoring_port or scoring_port(args.gateway_port)
-    names = titles(args.requests)
-    figures: dict = {"floors": floors(args.requests)}
-    figures["b2_scoring_server"] = measure(args.scoring_port, "/invocations", bodies(names, True), (1,))["c1"]
-    figures["b2_scoring_server_as_the_gateway_asks"] = measure(
-        args.scoring_port, "/invocations", bodies(names, True, SCORING_PARAMS), (1,)
-    )["c1"]
+    names = known_titles(args.requests)
     gateway_bodies = bodies(names, False)
-    figures["b3_gateway_request_log_off"] = second_gateway(args.scoring_port, gateway_bodies, request_log="false")
-    # the request log writing a grouped run as soon as the previous one is done (GATEWAY_LOG_FLUSH_INTERVAL_S=0),
-    # and at most once a second (the default before 10 s)
-    figures["b3_gateway_flush_interval_0"] = second_gateway(args.scoring_port, gateway_bodies, log_flush_interval_s="0")
-    figures["b3_gateway_flush_interval_1"] = second_gateway(args.scoring_port, gateway_bodies, log_flush_interval_s="1")
-    figures["b3_forwarding_floor"] = forwarding_hop(args.requests, args.scoring_port, gateway_bodies)
+    figures: dict = {}
+    figures["b2_scoring_server"] = measure(args.scoring_port, "/invocations", bodies(names, True), (1,))["c1"]
     figures["b3_gateway"] = measure(args.gateway_port, "/movies/recommendations/", gateway_bodies, (1, 8, 32))
     figures["b3_request_log_drain_seconds"] = drain_request_log(args.gateway_port)  # B4 logs to the same server
     figures["b4_request_tracking_uri"] = args.original_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -149,20 +107,6 @@ def main() -> None:
         "c32_throughput": ratio(b3["c32"]["throughput_rps"], b4["c32"]["throughput_rps"]),
         "c32_p99": ratio(b3["c32"]["p99_ms"], b4["c32"]["p99_ms"]),
     }
-    figures["ratios_over_floors"] = {
-        "b2_as_the_gateway_asks_p50": ratio(
-            figures["b2_scoring_server_as_the_gateway_asks"]["p50_ms"],
-            figures["floors"]["scoring_hop_do_nothing_pyfunc"]["p50_ms"],
-        ),
-        "b3_sequential_p50": ratio(b3["c1"]["p50_ms"], figures["floors"]["two_hops_p50_ms"]),
-        "b3_sequential_p50_over_forwarding": ratio(b3["c1"]["p50_ms"], figures["b3_forwarding_floor"]["p50_ms"]),
-    }
-    figures["gateway_own_work_sequential_p50_ms"] = round(
-        b3["c1"]["p50_ms"] - figures["b3_forwarding_floor"]["p50_ms"], 3
-    )
-    figures["request_log_cost_sequential_p50_ms"] = round(
-        b3["c1"]["p50_ms"] - figures["b3_gateway_request_log_off"]["p50_ms"], 3
-    )
     figures["targets"] = {
         "b3_sequential_p50_ms": 2.5,
         "b3_sequential_p99_ms": 6.0,

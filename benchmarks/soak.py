@@ -14,14 +14,26 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 import httpx
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from benchmarks.common import listening_pid, load, post_bytes, scoring_port, stack_memory, summary, write_result
-from benchmarks.serving import HOST, bodies, drain_request_log, titles
-from gateway.request_log import logged_requests
+from benchmarks.common import (
+    HOST,
+    known_titles,
+    listening_pid,
+    load,
+    post_bytes,
+    scoring_port,
+    stack_memory,
+    summary,
+    write_result,
+)
+from benchmarks.serving import bodies, drain_request_log
+from gateway.request_runs import GROUPED, REQUESTS_TABLE
 
 FIRST = 1000
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per grouped run's table
@@ -42,7 +54,7 @@ def main() -> int:
     gateway_pid, scoring_pid = listening_pid(port), listening_pid(scoring_port(port))
     before_log = health["request_log"]
     requests = [
-        post_bytes(HOST, port, "/movies/recommendations/", body) for body in bodies(titles(args.requests), False)
+        post_bytes(HOST, port, "/movies/recommendations/", body) for body in bodies(known_titles(args.requests), False)
     ]
 
     started_ms = int(time.time() * 1000)
@@ -92,6 +104,33 @@ def main() -> int:
     )
     print("soak:", "PASSED" if ok else "FAILED")
     return 0 if ok else 1
+
+
+def logged_requests(client: MlflowClient, experiment: str, since_ms: int = 0) -> pd.DataFrame:
+    """Every request the log holds in `experiment` that started at or after `since_ms`, one row each, whether it
+    has a run of its own or is a row of a grouped run's table: columns `started_ms`, `title`, `grouped`."""
+    columns = ["started_ms", "title", "grouped"]
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return pd.DataFrame(columns=columns)
+    own, groups, token = [], [], None
+    while True:
+        page = client.search_runs(
+            [found.experiment_id], f"attributes.end_time >= {since_ms}", max_results=5000, page_token=token
+        )
+        for run in page:
+            if run.data.tags.get("status") == GROUPED:
+                with tempfile.TemporaryDirectory() as folder:
+                    path = client.download_artifacts(run.info.run_id, REQUESTS_TABLE, folder)
+                    table = pd.read_json(path, orient="split", dtype=False)[["started_ms", "title"]]
+                groups.append(table.assign(grouped=True))
+            else:
+                own.append((run.info.start_time, run.data.params.get("title", ""), False))
+        token = page.token
+        if not token:
+            break
+    frame = pd.concat([pd.DataFrame(own, columns=columns), *groups], ignore_index=True)
+    return frame[frame["started_ms"] >= since_ms].reset_index(drop=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,261 @@
+"""The figures in docs/, generated from one reference run's result files (benchmarks/results/reference/).
+
+    python -m benchmarks.report            (make docs) rewrite the generated sections of docs/*.md
+    python -m benchmarks.report --check    exit 1 when a generated section differs from what the results give
+
+A generated section sits between `<!-- generated: NAME -->` and `<!-- end generated -->` in a docs page; nothing
+between the two is typed by hand. A reference run: `make up`, `make bench`, then copy benchmarks/results/*.json to
+benchmarks/results/reference/ and run `make docs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REFERENCE = Path(__file__).parent / "results" / "reference"
+DOCS = Path(__file__).parent.parent / "docs"
+NOT_MEASURED = "_Not measured in the reference run._"
+METRIC_NAMES = {
+    "p1_hr10": "P1 HR@10",
+    "p1_ndcg10": "P1 nDCG@10",
+    "p2_overlap10": "P2 overlap@10",
+    "p3_hr10": "P3 HR@10",
+    "p3_ndcg10": "P3 nDCG@10",
+}
+SCORERS = {"random": "random", "popularity": "popularity", "tfidf": "TF-IDF", "model": "**model**"}
+
+Results = dict[str, dict[str, Any]]
+
+
+def load_results(folder: Path = REFERENCE) -> Results:
+    """Each result file's record, by benchmark name."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine(results: Results) -> str:
+    """The reference machine and day, from any result file."""
+    if not results:
+        return NOT_MEASURED
+    record = next(iter(results.values()))
+    days = sorted({r["measured_at"][:10] for r in results.values()})
+    return (
+        f"Reference run: {' to '.join(dict.fromkeys([days[0], days[-1]]))}, on {record['cpu_count']} × "
+        f"{record.get('cpu_model') or 'unknown CPU'}, {record.get('memory_gib', '?')} GiB, "
+        f"Python {record['python']}, {record['machine']}; every server on the same machine, CPU only."
+    )
+
+
+def quality(results: Results) -> str:
+    record = results.get("quality")
+    if record is None:
+        return NOT_MEASURED
+    figures = record["figures"]
+    rows = []
+    for scorer, label in SCORERS.items():
+        estimates = figures["test_half"][scorer]
+        cells = [f"{e['mean']:.3f} [{e['low']:.3f}, {e['high']:.3f}]" for e in (estimates[m] for m in METRIC_NAMES)]
+        rows.append([label, *(f"**{c}**" if scorer == "model" else c for c in cells)])
+    targets = ", ".join(f"{METRIC_NAMES[m]} ≥ {v}" for m, v in figures["targets"].items())
+    return "\n".join(
+        [
+            table(["scorer", *METRIC_NAMES.values()], rows),
+            "",
+            f"The model beats popularity and TF-IDF on P1, P2 and P3: **{_yes(figures['beats_baselines'])}**. "
+            f"Targets ({targets}): **{'met' if figures['meets_targets'] else 'not met'}**.",
+        ]
+    )
+
+
+def weights(results: Results) -> str:
+    record = results.get("quality")
+    if record is None:
+        return NOT_MEASURED
+    shown = ("p1_hr10", "p2_overlap10", "p3_hr10")
+    rows = [
+        [r["variant"], r["dense_weight"], r["prior_weight"], r["era_weight"], r["recency"], *(r[m] for m in shown)]
+        for r in record["figures"]["validation_half_weights"]
+    ]
+    header = ["variant", "dense_weight", "prior_weight", "era_weight", "recency", *(METRIC_NAMES[m] for m in shown)]
+    return table(header, rows)
+
+
+def performance(results: Results) -> str:
+    rows: list[list[Any]] = []
+    for section in (_b1, _serving, _ab, _build, _request_log, _upstream, _soak):
+        rows += section(results)
+    if not rows:
+        return NOT_MEASURED
+    return table(["benchmark", "figure", "measured", "target"], rows)
+
+
+def _b1(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "b1_inprocess")
+    if figures is None:
+        return []
+    title = figures["title_engine"]
+    return [
+        ["B1", "known title, `Engine.recommend`, p50 / p99", _ms(title), _target(title["p50_ms"], 0.1, "p50 ≤ 0.1 ms")],
+        ["B1", "known title through `PyFuncModel.predict`", _ms(figures["title_pyfunc_predict"]), "–"],
+        ["B1", "free text · five liked films, `PyFuncModel.predict`, p50",
+         f"{figures['free_text_pyfunc_predict']['p50_ms']} ms · {figures['five_liked_pyfunc_predict']['p50_ms']} ms",
+         "–"],
+    ]  # fmt: skip
+
+
+def _serving(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "b2_b3_b4_serving")
+    if figures is None:
+        return []
+    b3, b4, ratios = figures["b3_gateway"], figures["b4_original_design"], figures["ratios_b3_over_b4"]
+    memory = figures["memory_mb"]
+    return [
+        ["B2", "scoring server, sequential, p50 / p99", _ms(figures["b2_scoring_server"]), "–"],
+        ["B3", "gateway, sequential, p50 / p99", _ms(b3["c1"]),
+         _target(b3["c1"]["p50_ms"], 2.5, "p50 ≤ 2.5 ms") + ", " + _target(b3["c1"]["p99_ms"], 6.0, "p99 ≤ 6 ms")],
+        ["B3", "gateway, concurrency 8 · 32", f"{_rps(b3['c8'])} · {_rps(b3['c32'])}", "–"],
+        ["B4", "original design, sequential p50 / p99 · concurrency 32", f"{_ms(b4['c1'])} · {_rps(b4['c32'])}", "–"],
+        ["B3/B4", "concurrency 32: throughput · p99", f"{ratios['c32_throughput']}× · {ratios['c32_p99']}×",
+         _target(ratios["c32_throughput"], 5, "throughput ≥ 5×", above=True)
+         + ", " + _target(ratios["c32_p99"], 0.5, "p99 ≤ 0.5×")],
+        ["memory", "resident MiB after 1,000 → 10,000 requests: gateway · scoring server",
+         f"{memory['after_1000']['gateway']} → {memory['after_10000']['gateway']} · "
+         f"{memory['after_1000']['scoring_server']} → {memory['after_10000']['scoring_server']}",
+         _target(max(memory["growth_percent"].values()), 10, "growth < 10%")],
+    ]  # fmt: skip
+
+
+def _ab(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "ab_serving")
+    if figures is None:
+        return []
+    rows = []
+    for key, label in (("sequential_p50_ms", "sequential p50"), ("c16_rps", "concurrency 16, requests/s")):
+        f = figures[key]
+        rows.append(["A/B", f"previous (A) vs this (B) code, {label}, median of {len(figures['rounds'])} rounds",
+                     f"{f['a_median']} · {f['b_median']} (B/A {f['b_over_a']})", "–"])  # fmt: skip
+    return rows
+
+
+def _build(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "b5_build")
+    if figures is None:
+        return []
+    rows = []
+    if "full" in figures:
+        full = figures["full"]
+        rows.append(["B5", "full build (default catalog), wall · encode", f"{full['wall_seconds']} s · "
+                     f"{full.get('seconds_encode', '?')} s", "–"])  # fmt: skip
+    unchanged, changed = figures["unchanged"], figures["one_percent_changed"]
+    rows += [
+        ["B5", "rebuild, catalog unchanged", f"{unchanged['wall_seconds']} s",
+         _target(unchanged["wall_seconds"], 15, "≤ 15 s")],
+        ["B5", f"rebuild, 1% changed or added ({figures['films_changed_or_added']} films)",
+         f"{changed['wall_seconds']} s", _target(changed["wall_seconds"], 20, "≤ 20 s")],
+    ]  # fmt: skip
+    return rows
+
+
+def _request_log(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "b6_request_log")
+    if figures is None:
+        return []
+    return [["B6", key.replace("_", " "), value, "–"] for key, value in _flat(figures) if not key.startswith("target")]
+
+
+def _upstream(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "upstream_clients")
+    if figures is None:
+        return []
+    return [["hop", key.replace("_", " "), value, "–"] for key, value in _flat(figures) if key.endswith("p50_ms")]
+
+
+def _soak(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "soak")
+    if figures is None:
+        return []
+    shown = ("failed", "p99_ms", "throughput_rps", "logged", "memory_growth_percent")
+    return [["soak", key.replace("_", " "), value, "–"] for key, value in _flat(figures) if key.endswith(shown)]
+
+
+def _figures(results: Results, name: str) -> dict[str, Any] | None:
+    record = results.get(name)
+    return record["figures"] if record else None
+
+
+def _flat(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Scalar figures with their dotted keys, nested dicts walked."""
+    items: list[tuple[str, Any]] = []
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            items += _flat(value, f"{prefix}{key}.")
+        elif isinstance(value, int | float | str | bool):
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _ms(summary: dict[str, float]) -> str:
+    return f"{summary['p50_ms']} / {summary['p99_ms']} ms"
+
+
+def _rps(load: dict[str, Any]) -> str:
+    return f"{load['throughput_rps']} rps (p99 {load['p99_ms']} ms, {load['errors']} errors)"
+
+
+def _target(value: float, limit: float, text: str, above: bool = False) -> str:
+    met = value >= limit if above else value <= limit
+    return f"{text}: **{'met' if met else 'not met'}**"
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+SECTIONS: dict[str, Callable[[Results], str]] = {
+    "machine": machine,
+    "quality": quality,
+    "weights": weights,
+    "performance": performance,
+}
+_SECTION = re.compile(
+    r"(?P<start><!-- generated: (?P<name>[a-z_]+) -->\n).*?(?P<end><!-- end generated -->)", re.DOTALL
+)
+
+
+def render(text: str, results: Results) -> str:
+    """`text` with every generated section rewritten from `results`."""
+    return _SECTION.sub(lambda m: m["start"] + SECTIONS[m["name"]](results) + "\n" + m["end"], text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="only check that docs/ matches the reference results")
+    args = parser.parse_args()
+    results = load_results()
+    stale = []
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text()
+        fresh = render(text, results)
+        if fresh != text:
+            stale.append(page)
+            if not args.check:
+                page.write_text(fresh)
+    verb = "differ from" if args.check else "rewritten from"
+    for page in stale:
+        print(f"{page}: generated sections {verb} {REFERENCE}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
