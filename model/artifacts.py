@@ -6,7 +6,7 @@
 | `index.faiss`    | FAISS `IndexIDMap2(IndexFlatIP)`: one normalised vector per catalog id   |
 | `movies.parquet` | the catalog (catalog.COLUMNS) plus `prior`, cast ranked by catalog frequency |
 | `people.npz`     | shared-people TF-IDF matrix (scipy CSR), one row per catalog row         |
-| `neighbours.npz` | each film's 100 best recommendations (rows, scores), see model/neighbours.py      |
+| `neighbours.npz` | each film's 100 best recommendations (rows, scores, shared fields), model/neighbours.py |
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import faiss
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from scipy import sparse
 
 from model.catalog import LIST_COLUMNS
 from model.index import load_index, save_index
-from model.neighbours import Neighbours, load_neighbours
+from model.neighbours import Neighbours, load_neighbours, save_neighbours
 
 ENCODER = "encoder"
 INDEX = "index"
@@ -58,7 +57,7 @@ def save_artifacts(
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
     sparse.save_npz(paths[PEOPLE], people.tocsr(), compressed=True)
-    np.savez(paths[NEIGHBOURS], rows=neighbours.rows, scores=neighbours.scores)
+    save_neighbours(paths[NEIGHBOURS], neighbours)
     return paths
 
 

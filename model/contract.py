@@ -11,7 +11,6 @@ object with `id`, `title` and `year`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 DEFAULT_TOP_N = 5
@@ -88,34 +87,50 @@ def film_parts(film: Any) -> tuple[int | None, str | None, int | None]:
 
 def invalid_reason(query: Any) -> str | None:
     """Why a recommendation query cannot be answered as asked, or None when it can. Checks values, not catalog
-    contents: unknown titles and genres are the model's to find."""
+    contents: unknown titles and genres are the model's to find. The first rule broken, in this order, is named."""
     field = _reader(query)
     title, text = field("title"), field("query")
     if title is None and text is None and not field("liked"):
         return NEEDS_A_QUERY
     if (title is not None and not has_text(title)) or (text is not None and not has_text(text)):
         return NO_VISIBLE_TEXT
-    films = [film for name in FILM_LISTS for film in field(name) or ()]
-    parts = [film_parts(film) for film in films]
-    genres = [*(field("genres") or ()), *(field("exclude_genres") or ())]
-    checks = (
-        (title is not None and len(title) > MAX_TITLE_CHARS, TITLE_TOO_LONG),
-        (text is not None and len(text) > MAX_QUERY_CHARS, QUERY_TOO_LONG),
-        (not _within(field("top_n"), 1, MAX_TOP_N), TOP_N_OUT_OF_RANGE),
-        (not _within(field("offset"), 0, MAX_OFFSET), OFFSET_OUT_OF_RANGE),
-        (not _within(field("diversity"), 0, 1), DIVERSITY_OUT_OF_RANGE),
-        (any(len(field(name) or ()) > MAX_FILMS for name in ("liked", "disliked")), TOO_MANY_FILMS),
-        (len(field("exclude") or ()) > MAX_EXCLUDE, TOO_MANY_EXCLUDED),
-        (len(field("within") or ()) > MAX_WITHIN, TOO_MANY_WITHIN),
-        (any(id_ is None and not has_text(name) for id_, name, _ in parts), EMPTY_FILM_REF),
-        (any(name is not None and len(name) > MAX_TITLE_CHARS for _, name, _ in parts), TITLE_TOO_LONG),
-        (not all(_within(id_, 0, MAX_ID) for id_ in _ids(parts, field("within"))), ID_OUT_OF_RANGE),
-        (not all(_within(year, YEAR_MIN, YEAR_MAX) for year in _years(field, parts)), YEAR_OUT_OF_RANGE),
-        (_reversed(field("year_min"), field("year_max")), YEARS_REVERSED),
-        (any(len(field(name) or ()) > MAX_GENRES for name in ("genres", "exclude_genres")), TOO_MANY_GENRES),
-        (not all(has_text(g) and len(g) <= MAX_GENRE_CHARS for g in genres), BAD_GENRE),
-    )
-    return next((reason for failed, reason in checks if failed), None)
+    if title is not None and len(title) > MAX_TITLE_CHARS:
+        return TITLE_TOO_LONG
+    if text is not None and len(text) > MAX_QUERY_CHARS:
+        return QUERY_TOO_LONG
+    if not _within(field("top_n"), 1, MAX_TOP_N):
+        return TOP_N_OUT_OF_RANGE
+    if not _within(field("offset"), 0, MAX_OFFSET):
+        return OFFSET_OUT_OF_RANGE
+    if not _within(field("diversity"), 0, 1):
+        return DIVERSITY_OUT_OF_RANGE
+    lists = {name: field(name) or () for name in (*FILM_LISTS, "within", "genres", "exclude_genres")}
+    if len(lists["liked"]) > MAX_FILMS or len(lists["disliked"]) > MAX_FILMS:
+        return TOO_MANY_FILMS
+    if len(lists["exclude"]) > MAX_EXCLUDE:
+        return TOO_MANY_EXCLUDED
+    if len(lists["within"]) > MAX_WITHIN:
+        return TOO_MANY_WITHIN
+    parts = [film_parts(film) for name in FILM_LISTS for film in lists[name]]
+    if any(id_ is None and not has_text(name) for id_, name, _ in parts):
+        return EMPTY_FILM_REF
+    if any(name is not None and len(name) > MAX_TITLE_CHARS for _, name, _ in parts):
+        return TITLE_TOO_LONG
+    if not all(_within(id_, 0, MAX_ID) for id_ in [*(id_ for id_, _, _ in parts), *lists["within"]]):
+        return ID_OUT_OF_RANGE
+    year_min, year_max = field("year_min"), field("year_max")
+    if not all(
+        _within(year, YEAR_MIN, YEAR_MAX) for year in (field("year"), year_min, year_max, *(y for *_, y in parts))
+    ):
+        return YEAR_OUT_OF_RANGE
+    if year_min is not None and year_max is not None and year_min > year_max:
+        return YEARS_REVERSED
+    genres = [*lists["genres"], *lists["exclude_genres"]]
+    if len(lists["genres"]) > MAX_GENRES or len(lists["exclude_genres"]) > MAX_GENRES:
+        return TOO_MANY_GENRES
+    if not all(has_text(g) and len(g) <= MAX_GENRE_CHARS for g in genres):
+        return BAD_GENRE
+    return None
 
 
 def search_reason(text: str | None, limit: int | None) -> str | None:
@@ -136,15 +151,3 @@ def _reader(query: Any) -> Any:
 def _within(value: float | None, low: float, high: float) -> bool:
     """None (not given) or a number in [low, high]; NaN is outside every range."""
     return value is None or low <= value <= high
-
-
-def _reversed(low: int | None, high: int | None) -> bool:
-    return low is not None and high is not None and low > high
-
-
-def _ids(parts: list[tuple[int | None, str | None, int | None]], within: Iterable[int] | None) -> list[int | None]:
-    return [id_ for id_, _, _ in parts] + list(within or ())
-
-
-def _years(field: Any, parts: list[tuple[int | None, str | None, int | None]]) -> list[int | None]:
-    return [field("year"), field("year_min"), field("year_max"), *(year for _, _, year in parts)]

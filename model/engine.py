@@ -94,12 +94,18 @@ class Engine:
         other._encode = self._encode
         return other
 
-    def warm_up(self) -> threading.Thread | None:
-        """Load the encoder in the background (a free-text query arriving meanwhile waits for it), unless
-        RECOMMENDER_WARM_UP=false."""
+    def warm_up(self, then: Callable[[], None] | None = None) -> threading.Thread | None:
+        """Load the encoder in the background (a free-text query arriving meanwhile waits for it), then call `then`,
+        unless RECOMMENDER_WARM_UP=false."""
         if os.environ.get(WARM_UP_ENV, "true").strip().lower() in ("false", "0", "no"):
             return None
-        thread = threading.Thread(target=self.encode, args=(["warm-up"],), name="encoder-warm-up", daemon=True)
+
+        def load() -> None:
+            self.encode(["warm-up"])
+            if then is not None:
+                then()
+
+        thread = threading.Thread(target=load, name="encoder-warm-up", daemon=True)
         thread.start()
         return thread
 
@@ -207,10 +213,12 @@ class Engine:
         if not plain:
             return None
         assert neighbours is not None
-        window = slice(search.offset, search.offset + search.top_n)
-        rows = neighbours.rows[search.liked[0], window]
-        keep = rows >= 0  # -1 pads the lists of a catalog smaller than their length
-        return Ranked(rows[keep].tolist(), neighbours.scores[search.liked[0], window][keep].tolist())
+        film, window = search.liked[0], slice(search.offset, search.offset + search.top_n)
+        rows = neighbours.rows[film, window].tolist()
+        end = rows.index(-1) if -1 in rows else len(rows)  # -1 pads the lists of a catalog smaller than their length
+        scores = neighbours.scores[film, window].tolist()[:end]
+        shared = neighbours.shared[film, window].tolist()[:end] if neighbours.shared is not None else None
+        return Ranked(rows[:end], scores, shared)
 
     def _resolve(self, films: list[tuple[int | None, str | None, int | None]], name: str) -> Resolved:
         """Each (id, title, year) as a catalog row (by id, else by title), or as unresolved with suggestions."""
@@ -262,11 +270,13 @@ class Engine:
         self, ranked: Ranked, positive: list[int], text: str, vector: np.ndarray | None
     ) -> list[dict[str, Any]]:
         """Recommendation records: the film, its `score` and `because`."""
-        shared = because(self.films, positive, ranked.rows)
+        shared = because(self.films, positive, ranked.rows, ranked.shared)
         matches = self._matcher.matches(ranked.rows, text, vector) if vector is not None else [None] * len(shared)
+        for fields, match in zip(shared, matches, strict=True):
+            fields["query_match"] = match
         return [
-            {**self.films.records[row], "score": round(score, 4), "because": {**fields, "query_match": match}}
-            for row, score, fields, match in zip(ranked.rows, ranked.scores, shared, matches, strict=True)
+            {**self.films.records[row], "score": round(score, 4), "because": fields}
+            for row, score, fields in zip(ranked.rows, ranked.scores, shared, strict=True)
         ]
 
     def _details(self, row: int) -> dict[str, Any]:

@@ -25,14 +25,38 @@ _STOPWORDS = frozenset(
 _NAMED_FIELDS = ("title", "directors", "cast", "writers")
 
 
-def because(films: Films, query_rows: Sequence[int], rows: Sequence[int]) -> list[dict[str, list[str]]]:
-    """For each film of `rows`: {field: its values shared with any of the films `query_rows`}."""
-    sets = films.sets
-    wanted = {name: frozenset().union(*(sets[name][q] for q in query_rows)) for name in EXPLAINED_FIELDS}
+def shared_fields(films: Films, query_rows: Sequence[int], rows: Sequence[int]) -> list[int]:
+    """For each film of `rows`, a bit mask of the fields in which it shares a value with the query films: bit i
+    stands for EXPLAINED_FIELDS[i]. The precomputed neighbour lists store these masks (model/neighbours.py)."""
+    fields = [(films.sets[name], _union(films.sets[name], query_rows)) for name in EXPLAINED_FIELDS]
     return [
-        {name: [v for v in films.lists[name][row] if v in wanted[name]] if wanted[name] else [] for name in wanted}
-        for row in rows
+        sum(1 << bit for bit, (sets, wanted) in enumerate(fields) if not wanted.isdisjoint(sets[row])) for row in rows
     ]
+
+
+def because(
+    films: Films, query_rows: Sequence[int], rows: Sequence[int], shared: Sequence[int] | None = None
+) -> list[dict[str, list[str]]]:
+    """For each film of `rows`: {field: its values shared with any of the films `query_rows`}, for every field of
+    EXPLAINED_FIELDS, in the film's own order. `shared`: the films' `shared_fields` masks, when already known."""
+    if shared is None:
+        shared = shared_fields(films, query_rows, rows)
+    genres, directors, cast, writers = (films.lists[name] for name in EXPLAINED_FIELDS)
+    g, d, c, w = (_union(films.sets[name], query_rows) for name in EXPLAINED_FIELDS)
+    # Spelled out per field, and only the fields a film shares are walked: this runs for every film of every answer.
+    return [
+        {
+            "genres": [v for v in genres[row] if v in g] if bits & 1 else [],
+            "directors": [v for v in directors[row] if v in d] if bits & 2 else [],
+            "cast": [v for v in cast[row] if v in c] if bits & 4 else [],
+            "writers": [v for v in writers[row] if v in w] if bits & 8 else [],
+        }
+        for row, bits in zip(rows, shared, strict=True)
+    ]
+
+
+def _union(sets: list[frozenset[str]], rows: Sequence[int]) -> frozenset[str]:
+    return sets[rows[0]] if len(rows) == 1 else frozenset().union(*(sets[row] for row in rows))
 
 
 class TextMatcher:

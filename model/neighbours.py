@@ -11,7 +11,8 @@ Two steps, so that a rebuild redoes only what changed:
    its pool, minus films that changed or left, plus changed and added films that come closer than its pool's
    farthest member (the same films a full search would find), and only the rest are searched.
 2. The blend (`precompute_neighbours`): every film's pool re-ranked. This runs for every film on every build: the
-   people weights (idf) and the prior are catalog-wide, so one added film can move every score a little.
+   people weights (idf) and the prior are catalog-wide, so one added film can move every score a little. Beside
+   each entry goes its `shared_fields` mask, so that explaining a looked-up answer walks only the fields shared.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import faiss
 import numpy as np
 from scipy import sparse
 
+from model.explain import shared_fields
 from model.films import Films
 from model.ranking import Ranking, blend
 
@@ -40,6 +42,7 @@ class Neighbours(NamedTuple):
 
     rows: np.ndarray  # int32 (n, k) catalog rows; -1 pads the end of a list when the catalog has fewer films
     scores: np.ndarray  # float32 (n, k)
+    shared: np.ndarray | None = None  # uint8 (n, k): each entry's model.explain.shared_fields mask with its film
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,9 @@ def precompute_neighbours(
     k = min(k, n - 1)
     rows_out = np.full((n, max(k, 0)), -1, dtype=np.int32)
     scores_out = np.full((n, max(k, 0)), -np.inf, dtype=np.float32)
+    shared_out = np.zeros((n, max(k, 0)), dtype=np.uint8)
     if k <= 0:
-        return Neighbours(rows_out, scores_out)
+        return Neighbours(rows_out, scores_out, shared_out)
     if pools is None:
         pools, _ = dense_pools(films, ranking, margin=0, chunk=chunk)
     people = SharedPeople(films.people)
@@ -165,9 +169,12 @@ def precompute_neighbours(
         rows, scores = _rank_pools(films, ranking, people, queries, pools.rows[queries], pools.sims[queries], k)
         rows_out[queries, : rows.shape[1]] = rows
         scores_out[queries, : scores.shape[1]] = scores
+        for query, found in zip(queries.tolist(), rows.tolist(), strict=True):
+            found = found[: found.index(-1)] if -1 in found else found
+            shared_out[query, : len(found)] = shared_fields(films, [query], found)
 
     _in_parallel(fill, range(0, n, chunk))
-    return Neighbours(rows_out, scores_out)
+    return Neighbours(rows_out, scores_out, shared_out)
 
 
 def _in_parallel(work: Callable[[int], None], starts: Iterable[int]) -> None:
@@ -277,6 +284,10 @@ def _top(score: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
     return order
 
 
-def load_neighbours(path: str) -> Neighbours:
+def save_neighbours(path: str | os.PathLike[str], neighbours: Neighbours) -> None:
+    np.savez(path, **{name: array for name, array in neighbours._asdict().items() if array is not None})
+
+
+def load_neighbours(path: str | os.PathLike[str]) -> Neighbours:
     with np.load(path) as data:
-        return Neighbours(data["rows"], data["scores"])
+        return Neighbours(data["rows"], data["scores"], data.get("shared"))

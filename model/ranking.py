@@ -65,10 +65,11 @@ class Search:
 
 @dataclass(frozen=True)
 class Ranked:
-    """Catalog rows best first, with their scores."""
+    """Catalog rows best first, with their scores (and their `explain.shared_fields` masks, when known)."""
 
     rows: list[int]
     scores: list[float]
+    shared: list[int] | None = None
 
 
 def blend(

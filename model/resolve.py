@@ -72,15 +72,23 @@ class TitleResolver:
         self._keys = [_LEADING_ARTICLE.sub("", name) for name in self._names]
         self._by_key: dict[str, list[int]] = {}
         self._by_name: dict[str, list[int]] = {}
-        for position, (name, key) in enumerate(zip(self._names, self._keys, strict=True)):
+        # Titles typed exactly as the catalog lists them (what apps send after a search) skip normalising.
+        self._as_listed: dict[str, tuple[str, str]] = {}
+        for position, (title, name, key) in enumerate(zip(titles, self._names, self._keys, strict=True)):
             self._by_key.setdefault(key, []).append(position)
             self._by_name.setdefault(name, []).append(position)
+            if not _TITLE_WITH_YEAR.match(title.strip()):  # "Hamlet (1948)" is read as a title and a year
+                self._as_listed[title] = (name, key)
 
     def resolve(self, title: str, year: int | None = None) -> Resolution:
         """The film `title` (and `year`, or a year in parentheses at its end) names, or suggestions."""
-        title, year = _split_year(title, year)
-        name = normalize_title(title)
-        key = _LEADING_ARTICLE.sub("", name)
+        listed = self._as_listed.get(title)
+        if listed is not None:
+            name, key = listed
+        else:
+            title, year = _split_year(title, year)
+            name = normalize_title(title)
+            key = _LEADING_ARTICLE.sub("", name)
         exact = self._exact(name, key)
         if exact:
             return Resolution(self._pick(exact, year), "exact", 100.0)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from model.neighbours import DensePools, Neighbours
+from model.neighbours import load_neighbours as read_neighbours
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +113,13 @@ def load_neighbours(folder: Path | None, key: str) -> Neighbours | None:
     path = folder / f"neighbours-{key[:24]}.npz" if folder else None
     if path is None or not path.is_file():
         return None
-    with np.load(path) as data:
-        return Neighbours(data["rows"], data["scores"])
+    return read_neighbours(path)
 
 
 def save_neighbours(folder: Path | None, key: str, neighbours: Neighbours) -> None:
     if not folder:
         return
-    _save_npz(folder / f"neighbours-{key[:24]}.npz", rows=neighbours.rows, scores=neighbours.scores)
+    _save_npz(folder / f"neighbours-{key[:24]}.npz", **{k: v for k, v in neighbours._asdict().items() if v is not None})
     older = sorted(folder.glob("neighbours-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in older[KEEP_NEIGHBOUR_FILES:]:
         stale.unlink(missing_ok=True)

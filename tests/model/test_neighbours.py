@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from model.engine import Engine
+from model.explain import shared_fields
 from model.films import Films
 from model.index import build_index
 from model.neighbours import (
@@ -22,6 +23,7 @@ from model.neighbours import (
     dense_pools,
     load_neighbours,
     precompute_neighbours,
+    save_neighbours,
 )
 from model.people import people_matrix
 from model.ranking import Ranking
@@ -108,7 +110,7 @@ def test_a_rebuild_carries_unchanged_pools_over_and_ranks_exactly_as_a_cold_buil
 def test_the_lists_are_those_of_live_ranking() -> None:
     movies, vectors = catalog(300)
     films = films_of(movies, vectors)
-    rows, scores = lists(films, pools(films)[0])
+    rows, scores, _ = lists(films, pools(films)[0])
     live = Engine(films, RANKING)
     for row in (0, 17, 299):
         answer = live.recommend([Query(liked=[{"id": int(films.ids[row])}], top_n=K)])[0]["recommendations"]
@@ -185,17 +187,28 @@ def test_shared_people_equals_the_dense_product() -> None:
 def test_tiny_catalogs(n: int) -> None:
     movies, vectors = catalog(n)
     films = films_of(movies, vectors)
-    rows, _ = lists(films, pools(films)[0])
+    rows, *_ = lists(films, pools(films)[0])
     assert rows.shape == (n, min(K, n - 1))
 
 
 def test_neighbours_files_load(tmp_path: Path) -> None:
     rows = np.array([[1, 2], [0, -1], [0, 1]], dtype=np.int32)
     scores = np.array([[0.9, 0.5], [0.8, -np.inf], [0.7, 0.6]], dtype=np.float32)
-    np.savez(tmp_path / "lists.npz", rows=rows, scores=scores, shared=np.zeros((3, 2), dtype=np.uint8))
-    loaded = load_neighbours(str(tmp_path / "lists.npz"))  # older models also stored `shared`: ignored
+    shared = np.array([[1, 5], [1, 0], [0, 15]], dtype=np.uint8)
+    save_neighbours(tmp_path / "lists.npz", Neighbours(rows, scores, shared))
+    loaded = load_neighbours(tmp_path / "lists.npz")
     np.testing.assert_array_equal(loaded.rows, rows)
     np.testing.assert_array_equal(loaded.scores, scores)
+    np.testing.assert_array_equal(loaded.shared, shared)
+    save_neighbours(tmp_path / "without.npz", Neighbours(rows, scores))  # lists without masks: explained live
+    assert load_neighbours(tmp_path / "without.npz").shared is None
+
+
+def test_stored_masks_are_those_of_shared_fields(films: Films, stored: Engine) -> None:
+    assert stored.neighbours is not None and stored.neighbours.shared is not None
+    for row in range(len(films)):
+        found = [r for r in stored.neighbours.rows[row].tolist() if r >= 0]
+        assert stored.neighbours.shared[row, : len(found)].tolist() == shared_fields(films, [row], found)
 
 
 # --- the engine answers from the lists exactly as it ranks live ------------------------------------------------

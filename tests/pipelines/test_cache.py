@@ -42,7 +42,7 @@ def test_neighbour_cache_by_key(tmp_path: Path) -> None:
     assert key != digest(np.arange(3), {"w": 2})
     assert load_neighbours(tmp_path, key) is None
     save_neighbours(tmp_path, key, Neighbours(np.ones((2, 2), dtype=np.int32), np.zeros((2, 2), dtype=np.float32)))
-    rows, _ = load_neighbours(tmp_path, key)
+    rows = load_neighbours(tmp_path, key).rows
     assert rows.tolist() == [[1, 1], [1, 1]]
 
 
