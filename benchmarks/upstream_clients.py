@@ -1,6 +1,6 @@
 """HTTP clients for the gateway's one upstream, compared in one run: sequential POSTs to the scoring server's
 /invocations through `httpx.AsyncClient`, `aiohttp.ClientSession` (as it comes, and lean: no cookie jar, no
-automatic headers, the URL built once) and the gateway's own keep-alive pool (`gateway.upstream.UpstreamPool`),
+automatic headers, the URL built once) and the gateway's own client (`gateway.upstream.UpstreamPool`, aiohttp),
 alternated in rounds (the order rotates every round) so that a noisy host weighs on each alike.
 
     python -m benchmarks.upstream_clients [--requests 3000] [--rounds 6] [--gateway-port 8000 | --scoring-url URL]
@@ -63,7 +63,7 @@ async def open_aiohttp(url: str, stack: AsyncExitStack) -> Post:
     return post
 
 
-async def open_pool(url: str, stack: AsyncExitStack) -> Post:
+async def open_gateway_client(url: str, stack: AsyncExitStack) -> Post:
     pool = UpstreamPool(url, max_connections=1)
     stack.push_async_callback(pool.close)
 
@@ -98,7 +98,7 @@ CLIENTS = {
     "httpx_async_client": open_httpx,
     "aiohttp_client_session": open_aiohttp,
     "aiohttp_client_session_lean": open_aiohttp_lean,
-    "upstream_pool": open_pool,
+    "gateway_client": open_gateway_client,
 }
 LIBRARIES = ("httpx_async_client", "aiohttp_client_session", "aiohttp_client_session_lean")
 

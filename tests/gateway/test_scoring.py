@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ScoringFailed
+from gateway.errors import ScoringFailed, ScoringUnavailable
 from gateway.schemas import RecommendationRequest
 from gateway.scoring import Backend, ScoringClient, invoke_one
 from gateway.settings import Settings
@@ -99,7 +99,6 @@ def test_a_switch_lets_requests_in_flight_finish_where_they_started_and_drain_wa
             await asyncio.sleep(0.05)
             previous = scoring.switch(url_of(new), "movie-recommender", "2", "run-2")
             assert (await scoring.recommend(request))[1].version == "2"  # new requests go to the new server
-            assert await previous.drain(0.1) is False  # the old server's request is still in flight
             draining = asyncio.create_task(previous.drain(5))
             await asyncio.sleep(0.05)
             assert not draining.done()
@@ -111,6 +110,27 @@ def test_a_switch_lets_requests_in_flight_finish_where_they_started_and_drain_wa
             await scoring.close()
             old.close()
             new.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_drain_that_times_out_says_so_and_gives_up_the_request() -> None:
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(10)
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(hang, "127.0.0.1", 0)
+        scoring = ScoringClient(Settings(), url_of(server), pinned=True)
+        try:
+            in_flight = asyncio.create_task(scoring.recommend(RecommendationRequest(title="Heat")))
+            await asyncio.sleep(0.05)
+            assert await scoring.backend.drain(0.1) is False
+            with pytest.raises(ScoringUnavailable):
+                await in_flight
+        finally:
+            await scoring.close()
+            server.close()
 
     asyncio.run(scenario())
 
