@@ -8,13 +8,30 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 RUN := .run
-HOST ?= 127.0.0.1
+# Bind addresses. The gateway is the one process meant to be reached from other machines (GATEWAY_HOST=0.0.0.0: every
+# interface). The tracking server (no sign-in unless MLFLOW_AUTH=true, and whoever can move `champion` chooses the
+# code the scoring servers run) and the scoring servers (no API key) stay on loopback unless set on their own.
+GATEWAY_HOST ?= 127.0.0.1
+MLFLOW_HOST ?= 127.0.0.1
+SERVE_HOST ?= 127.0.0.1
+ifeq ($(origin HOST),command line)
+  $(error HOST is gone: GATEWAY_HOST binds the gateway; MLFLOW_HOST and SERVE_HOST, the tracking and scoring servers)
+endif
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
 GATEWAY_PORT ?= 8000
+# MLFLOW_AUTH=true: the tracking server runs MLflow's basic-auth app. Every process of the stack (the pipelines, the
+# gateway's request log, its supervisor) signs in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, which
+# MLflow's client reads from the environment; on its first start the tracking server creates that user as its admin.
+# Users are kept in basic_auth.db here, unless MLFLOW_AUTH_CONFIG_PATH names a basic_auth.ini of your own.
+MLFLOW_AUTH ?= false
+ifeq ($(filter true false,$(MLFLOW_AUTH)),)
+  $(error MLFLOW_AUTH is true or false, not "$(MLFLOW_AUTH)")
+endif
 MODEL_NAME ?= movie-recommender
 BUILD_EXPERIMENT ?= movie-recommender-builds
-TRACKING_URI := http://$(HOST):$(MLFLOW_PORT)
+TRACKING_URI := http://$(MLFLOW_HOST):$(MLFLOW_PORT)
+GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 RECBOLE_VERSION := 1.2.1
 
 # `mlflow models serve` execs uvicorn through bash: the venv's bin/ must be on PATH.
@@ -43,11 +60,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt Makefile
 	touch $@
 
 up: venv ## start MLflow, build the model if there is no champion, serve it, start the gateway
-	$(PROCESS) start mlflow $(RUN) -- $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
-	  --host $(HOST) --port $(MLFLOW_PORT) --workers 1
+	(  # the auth settings reach the tracking server only (exported, never on a command line)
+	  app=()
+	  if [[ "$(MLFLOW_AUTH)" == true ]]; then
+	    : "$${MLFLOW_TRACKING_USERNAME:?MLFLOW_AUTH=true: export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD}"
+	    : "$${MLFLOW_TRACKING_PASSWORD:?MLFLOW_AUTH=true: export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD}"
+	    # the admin is created on the first start only; the key signs the forms of MLflow's user pages
+	    export MLFLOW_AUTH_ADMIN_USERNAME="$$MLFLOW_TRACKING_USERNAME" MLFLOW_AUTH_ADMIN_PASSWORD="$$MLFLOW_TRACKING_PASSWORD"
+	    export MLFLOW_FLASK_SERVER_SECRET_KEY="$${MLFLOW_FLASK_SERVER_SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')}"
+	    app=(--app-name basic-auth)
+	  fi
+	  $(PROCESS) start mlflow $(RUN) -- $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db \
+	    --artifacts-destination ./mlartifacts --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers 1 "$${app[@]}"
+	)
 	$(PROCESS) wait mlflow $(RUN) $(TRACKING_URI)/health
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
-	status=0; version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME) 2>/dev/null) || status=$$?
+	status=0; version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME)) || status=$$?
 	if [[ $$status -eq 1 ]]; then
 	  echo "no $(MODEL_NAME)@champion yet: building, evaluating and promoting it (a few minutes on CPU)"
 	  $(BIN)/mlflow run . -e build --env-manager local --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME)
@@ -62,17 +90,17 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 	fi
 	# The gateway's supervisor starts `mlflow models serve` for the champion (port $(SERVE_PORT)), follows the alias
 	# (a promotion switches traffic without failing a request) and restarts a scoring server that dies.
-	GATEWAY_HOST=$(HOST) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_TRACKING_URI=$(TRACKING_URI) \
-	GATEWAY_MODEL_NAME=$(MODEL_NAME) GATEWAY_SERVE_HOST=$(HOST) GATEWAY_SERVE_PORT=$(SERVE_PORT) \
+	GATEWAY_HOST=$(GATEWAY_HOST) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_TRACKING_URI=$(TRACKING_URI) \
+	GATEWAY_MODEL_NAME=$(MODEL_NAME) GATEWAY_SERVE_HOST=$(SERVE_HOST) GATEWAY_SERVE_PORT=$(SERVE_PORT) \
 	GATEWAY_STATE_DIR=$(RUN) $(PROCESS) start gateway $(RUN) -- $(BIN)/python -m gateway serve
-	$(PROCESS) wait gateway $(RUN) http://$(HOST):$(GATEWAY_PORT)/ready 600
-	scoring=$$(curl -fsS http://$(HOST):$(GATEWAY_PORT)/health | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["scoring"]["url"])')
+	$(PROCESS) wait gateway $(RUN) $(GATEWAY_URL)/ready 600
+	scoring=$$(curl -fsS $(GATEWAY_URL)/health | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["scoring"]["url"])')
 	echo
-	echo "  MLflow UI and registry  $(TRACKING_URI)"
+	echo "  MLflow UI and registry  $(TRACKING_URI)$(if $(filter true,$(MLFLOW_AUTH)),  (basic-auth: sign in as $$MLFLOW_TRACKING_USERNAME))"
 	echo "  scoring server          $$scoring/invocations  ($(MODEL_NAME)@champion = version $$version, supervised)"
-	echo "  gateway                 http://$(HOST):$(GATEWAY_PORT)  (OpenAPI: http://$(HOST):$(GATEWAY_PORT)/docs)"
+	echo "  gateway                 $(GATEWAY_URL)  (OpenAPI: $(GATEWAY_URL)/docs)"
 	echo
-	echo "  try:  curl -s -X POST $(HOST):$(GATEWAY_PORT)/movies/recommendations/ -H 'content-type: application/json' -d '{\"title\": \"The Matrix\", \"top_n\": 5}'"
+	echo "  try:  curl -s -X POST $(GATEWAY_URL)/movies/recommendations/ -H 'content-type: application/json' -d '{\"title\": \"The Matrix\", \"top_n\": 5}'"
 	echo "  stop: make down"
 
 down: venv ## stop what `make up` started (by PID file)

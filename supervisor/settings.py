@@ -20,7 +20,11 @@ class SupervisorSettings(BaseSettings):
         "`model_alias` to it switches at once; empty: no standby",
     )
     poll_s: float = Field(2.0, gt=0, description="how often the supervisor asks the registry where the alias points")
-    serve_host: str = Field("127.0.0.1", description="address the scoring servers bind")
+    serve_host: str = Field(
+        "127.0.0.1",
+        description="address the scoring servers bind and the gateway reaches them at; not the gateway's own "
+        "(GATEWAY_HOST): keep it loopback, since a scoring server asks for no API key",
+    )
     serve_port: int = Field(5001, ge=0, description="port of the first scoring server (a free one when taken)")
     serve_workers: int = Field(1, ge=1, description="`mlflow models serve --workers`")
     serve_start_timeout_s: float = Field(300.0, gt=0, description="a new scoring server must be warm within this")

@@ -5,6 +5,7 @@ in a session of their own (supervisor/processes.py), waited for on their health 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -56,8 +57,13 @@ def wait_http(process: Process, url: str, timeout: float = 180.0) -> None:
     raise TimeoutError(f"{process.name} did not answer {url} within {timeout:.0f} s:\n{process.tail()}")
 
 
-def mlflow_server(log_dir: Path, data_dir: Path, port: int | None = None) -> tuple[Process, str]:
-    """A real `mlflow server` (sqlite store, local artifact root) on a free loopback port; returns (process, URI)."""
+def mlflow_server(
+    log_dir: Path, data_dir: Path, port: int | None = None, admin: tuple[str, str] | None = None
+) -> tuple[Process, str]:
+    """A real `mlflow server` (sqlite store, local artifact root) on a free loopback port; returns (process, URI).
+
+    With `admin` (username, password): MLflow's basic-auth app, which creates that user as its admin on start; every
+    route but /health then needs credentials."""
     port = port or free_port()
     command = [
         str(BIN / "mlflow"), "server",
@@ -65,10 +71,30 @@ def mlflow_server(log_dir: Path, data_dir: Path, port: int | None = None) -> tup
         "--artifacts-destination", str(data_dir / "mlartifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    process = start(f"mlflow-{port}", command, log_dir)
+    env = base_env()
+    if admin is not None:
+        command += ["--app-name", "basic-auth"]
+        env.update(basic_auth_env(data_dir, *admin))
+        for name in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD"):  # they would win over the file
+            env.pop(name, None)
+    process = start(f"mlflow-{port}", command, log_dir, env)
     uri = f"http://127.0.0.1:{port}"
     wait_http(process, f"{uri}/health")
     return process, uri
+
+
+def basic_auth_env(data_dir: Path, username: str, password: str) -> dict[str, str]:
+    """What MLflow's basic-auth app reads at start: its config file (written to `data_dir/basic_auth.ini`: users in
+    `data_dir/basic_auth.db`, `username` the admin, READ for every signed-in user by default) and a secret key."""
+    config = data_dir / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{data_dir / 'basic_auth.db'}\n"
+        f"admin_username = {username}\n"
+        f"admin_password = {password}\n"
+    )
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32)}
 
 
 def model_server(log_dir: Path, tracking_uri: str, model_uri: str, port: int | None = None) -> tuple[Process, str]:
