@@ -19,8 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from benchmarks.common import RESULTS, cpu_s, descendants, listening_pid, write_result
+from gateway.app import configure_mlflow_client
 from gateway.request_log import RequestLogger
 from gateway.request_runs import RequestRecord
+from gateway.settings import Settings
 
 
 def records(n: int, prefix: str) -> list[RequestRecord]:
@@ -36,7 +38,7 @@ def drain(uri: str, experiment: str, items: list[RequestRecord], mode: str) -> d
     server = tracking_processes(uri)
     server_cpu, own_cpu, started = cpu_s(*server), time.process_time(), time.perf_counter()
     log.start()
-    while log.written + log.lost < len(items):
+    while log.written + log.rejected + log.lost < len(items):
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     own_cpu, server_cpu = time.process_time() - own_cpu, cpu_s(*server) - server_cpu
@@ -44,6 +46,7 @@ def drain(uri: str, experiment: str, items: list[RequestRecord], mode: str) -> d
     figures = {
         "records": len(items),
         "runs": log.runs,
+        "rejected": log.rejected,
         "lost": log.lost,
         "seconds": round(seconds, 2),
         "records_per_second": round(len(items) / seconds, 1),
@@ -67,6 +70,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--backlog", type=int, default=20_000)
     args = parser.parse_args()
+    configure_mlflow_client(Settings())  # as the gateway process is configured
     figures = {}
     with tempfile.TemporaryDirectory() as folder:
         sqlite = f"sqlite:///{Path(folder) / 'bench.db'}"

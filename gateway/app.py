@@ -4,6 +4,8 @@ and error handlers."""
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None, supervisor_settings: Supervisor
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_mlflow_client(settings)
         app.state.settings = settings
         app.state.supervisor = _supervisor(settings, supervisor_settings)
         app.state.scoring = _scoring(settings, app.state.supervisor)
@@ -67,6 +70,17 @@ def create_app(settings: Settings | None = None, supervisor_settings: Supervisor
             allow_headers=["content-type", "x-api-key"],
         )
     return app
+
+
+def configure_mlflow_client(settings: Settings) -> None:
+    """How every MLflow call of this process behaves (the request log's, the supervisor's registry and downloads):
+    no retries inside MLflow and `tracking_timeout_s` per call, because each caller retries in its own loop (the
+    request log with backoff, the supervisor at its next poll) and MLflow's own retries would hide an outage for
+    minutes. Explicit MLFLOW_* environment settings win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(math.ceil(settings.tracking_timeout_s)))
+    # MLflow prints "View run ... at: URL" to stdout for every run it finishes: thousands of lines under load.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def _supervisor(settings: Settings, supervisor_settings: SupervisorSettings | None) -> Supervisor | None:

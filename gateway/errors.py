@@ -7,11 +7,15 @@
 | 404    | `not_found`           | no such route, or no film with that id                      |
 | 405    | `method_not_allowed`  | wrong HTTP method                                           |
 | 413    | `payload_too_large`   | the body is larger than GATEWAY_MAX_BODY_BYTES (64 KiB)     |
-| 422    | `invalid_request`     | the body does not match the request schema; carries `errors`|
+| 422    | `invalid_request`     | the body is not UTF-8 JSON or breaks the schema; `errors`   |
 | 502    | `scoring_error`       | the scoring server failed (its stack trace is logged only)  |
 | 503    | `scoring_unavailable` | the scoring server cannot be reached                        |
 | 503    | `not_ready`           | GET /ready: no scoring server answers yet                   |
 | 504    | `scoring_timeout`     | the scoring server did not answer in time                   |
+
+FastAPI and Starlette raise their own HTTPException too: a status the table lists gets its code; any other means
+the framework could not read the request (400: a body that is not UTF-8, or JSON nested too deeply for the parser)
+and is answered as 422 `invalid_request`, so that no client meets a code the table does not list.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ SCORING_TIMEOUT = "The recommendation model did not answer in time."
 SCORING_ERROR = "The recommendation model failed to answer."
 NOT_READY = "No scoring server answers yet."
 PAYLOAD_TOO_LARGE = "The request body is larger than {limit} bytes."
+BODY_NOT_UTF8 = "The body is not UTF-8 JSON."
+BODY_UNREADABLE = "The body could not be read as JSON."
 
 
 class GatewayError(Exception):
@@ -102,14 +108,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [_describe(item) for item in error.errors()]
-        detail = "; ".join(_line(e) for e in errors) or INVALID_REQUEST
-        return JSONResponse({"detail": detail, "code": "invalid_request", "errors": errors}, status_code=422)
+        return _invalid([_describe(item) for item in error.errors()])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(error.status_code, "http_error")
-        return JSONResponse({"detail": str(error.detail), "code": code}, status_code=error.status_code)
+        code = _HTTP_CODES.get(error.status_code)
+        if code is None:  # the framework could not read the request
+            return _invalid([{"field": "body", "message": _unreadable(error)}])
+        body = {"detail": str(error.detail), "code": code}
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)  # 405 names what is allowed
 
 
 def model_headers(identity: Any) -> dict[str, str]:
@@ -120,6 +127,16 @@ def model_headers(identity: Any) -> dict[str, str]:
     if getattr(identity, "version", None):
         headers["x-model-version"] = identity.version
     return headers
+
+
+def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
+    detail = "; ".join(_line(e) for e in errors) or INVALID_REQUEST
+    return JSONResponse({"detail": detail, "code": "invalid_request", "errors": errors}, status_code=422)
+
+
+def _unreadable(error: StarletteHTTPException) -> str:
+    """Why the framework could not read the body (FastAPI raises its 400 from the parser's exception)."""
+    return BODY_NOT_UTF8 if isinstance(error.__cause__, UnicodeDecodeError) else BODY_UNREADABLE
 
 
 def _describe(item: dict[str, Any]) -> dict[str, str]:

@@ -1,9 +1,14 @@
 """The request log: each recommendation request as MLflow data, written off the request path.
 
 `submit` only enqueues (never blocks, never raises). One background thread writes with `MlflowClient` and explicit
-run ids (the fluent API would share one active run across concurrent requests). When tracking is down a write is
-retried with backoff until it succeeds, so nothing is lost while the queue has room; a record that finds the queue
-full, or is still queued when the gateway stops, is counted as lost, logged and shown in /health.
+run ids (the fluent API would share one active run across concurrent requests). When tracking is down or failing
+(no answer, a timeout, a 5xx) a write is retried with backoff until it succeeds, so nothing is lost while the queue
+has room. When tracking answers and refuses a write (`request_runs.is_refusal`: the experiment was deleted or is
+gone, a run was deleted, a value is invalid), the writer repairs what it can (restores the experiment, or creates
+it again) and tries again at once; a record refused `MAX_REFUSALS` times is dropped and counted as rejected, so one
+that can never be written does not hold up those behind it. A record that finds the queue full, or is still queued
+when the gateway stops, is counted as lost. Rejected and lost records are logged and shown in /health with the last
+error: `written + rejected + lost + queued` is every record submitted.
 
 Modes: `per_request` writes one run per request (params title/top_n/year..., metrics n_returned/latency_ms, tags
 status/http_status/model_version); `grouped` writes whatever is queued (up to `group_size` records) as one run
@@ -17,20 +22,28 @@ process CPU that requests need, so under sustained load fewer, larger runs leave
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from typing import Any
 
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from gateway.request_runs import RecordGroup, RequestRecord, write_group, write_record
+from gateway.request_runs import (
+    RecordGroup,
+    RequestRecord,
+    abandon,
+    continue_or_restart,
+    is_refusal,
+    usable_experiment,
+    write_group,
+    write_record,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+MAX_REFUSALS = 3  # a write refused this many times, with repairs between the tries, is given up on
 MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO = "per_request", "grouped", "auto"
 MODES = (MODE_PER_REQUEST, MODE_GROUPED, MODE_AUTO)
 
@@ -66,19 +79,14 @@ class RequestLogger:
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
         self._in_flight = 0
-        self.runs = self.written = self.lost = 0
+        self.runs = self.written = self.rejected = self.lost = 0
         self.tracking_reachable: bool | None = None
         self.last_error: str | None = None
 
     def start(self) -> None:
+        """Start the writer (MLflow's client timeouts and retries are the process's: see gateway.app)."""
         if not self.enabled or self._thread is not None:
             return
-        # MLflow's REST client retries for minutes by default; the writer has its own backoff and must notice
-        # an outage quickly. Explicit environment settings still win.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self._timeout_s))))
-        # MLflow prints "View run ... at: URL" to stdout for every run it finishes: thousands of lines under load.
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self._client = MlflowClient(self._tracking_uri)
         self._thread = threading.Thread(target=self._work, name="request-log", daemon=True)
         self._thread.start()
@@ -93,7 +101,7 @@ class RequestLogger:
             time.sleep(0.05)
         self._stop.set()
         self._thread.join(timeout=max(0.1, deadline - time.monotonic()) + self._timeout_s)
-        # The record in flight, if any, is settled by the writer itself (written, or counted lost on stop).
+        # The record in flight, if any, is settled by the writer itself (written, rejected, or lost on stop).
         dropped = len(self._take(self._queue.qsize()))
         if dropped:
             self._count_lost(dropped)
@@ -108,7 +116,7 @@ class RequestLogger:
             self._queue.put_nowait(record)
         except queue.Full:
             self._count_lost(1)
-            if self.lost in (1, 10, 100) or self.lost % 1000 == 0:
+            if _milestone(self.lost):
                 logger.error("request log queue is full: %d request log(s) lost so far", self.lost)
 
     @property
@@ -116,16 +124,18 @@ class RequestLogger:
         return self._queue.qsize() + self._in_flight
 
     def health(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "mode": self.mode,
-            "runs": self.runs,
-            "queued": self.pending,
-            "written": self.written,
-            "lost": self.lost,
-            "tracking_reachable": self.tracking_reachable,
-            "last_error": self.last_error,
-        }
+        with self._lock:
+            return {
+                "enabled": self.enabled,
+                "mode": self.mode,
+                "runs": self.runs,
+                "queued": self.pending,
+                "written": self.written,
+                "rejected": self.rejected,
+                "lost": self.lost,
+                "tracking_reachable": self.tracking_reachable,
+                "last_error": self.last_error,
+            }
 
     def _work(self) -> None:
         last_group = float("-inf")
@@ -171,30 +181,69 @@ class RequestLogger:
         return taken
 
     def _write_until_done(self, item: RequestRecord | RecordGroup) -> None:
-        delay = self._backoff_s
+        """Write `item`: transient failures are retried with backoff for as long as the logger runs, refusals
+        `MAX_REFUSALS` times."""
+        delay, refusals = self._backoff_s, 0
         while True:
             try:
-                if isinstance(item, RecordGroup):
-                    write_group(self._tracking(), self._ensure_experiment, item, self.mode)
-                else:
-                    write_record(self._tracking(), self._ensure_experiment, item)
-            except Exception as error:  # noqa: BLE001 - any tracking failure is retried, never raised
+                if refusals:
+                    self._repair(item)
+                self._write(item)
+            except Exception as error:  # noqa: BLE001 - every tracking failure is counted or retried, never raised
+                self.last_error = _describe(error)
+                if is_refusal(error):
+                    refusals += 1
+                    self._answered()
+                    if refusals < MAX_REFUSALS:
+                        continue
+                    self._reject(item)
+                    return
                 if self.tracking_reachable is not False:
                     logger.warning("request log: tracking unavailable (%s); retrying with backoff", error)
                 self.tracking_reachable = False
-                self.last_error = f"{type(error).__name__}: {str(error)[:300]}"
                 if self._stop.wait(delay):
-                    self._count_lost(item.size)
+                    self._finish(item, lost=item.size)
                     return
                 delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
-            if self.tracking_reachable is False:
-                logger.info("request log: tracking is back")
-            self.tracking_reachable = True
-            with self._lock:
-                self.written += item.size
-                self.runs += 1
+            self._answered()
+            self._finish(item, written=item.size)
             return
+
+    def _write(self, item: RequestRecord | RecordGroup) -> None:
+        if isinstance(item, RecordGroup):
+            write_group(self._tracking(), self._ensure_experiment, item, self.mode)
+        else:
+            write_record(self._tracking(), self._ensure_experiment, item)
+
+    def _repair(self, item: RequestRecord | RecordGroup) -> None:
+        """After a refusal: look the experiment up again (restoring or creating it) and check the item's run."""
+        self._experiment_id = None
+        self._ensure_experiment()
+        continue_or_restart(self._tracking(), item)
+
+    def _reject(self, item: RequestRecord | RecordGroup) -> None:
+        abandon(self._tracking(), item)
+        self._finish(item, rejected=item.size)
+        if item.size > 1 or _milestone(self.rejected):
+            logger.error(
+                "request log: tracking refused %d record(s) %d times (%s); %d rejected so far",
+                item.size, MAX_REFUSALS, self.last_error, self.rejected,
+            )  # fmt: skip
+
+    def _answered(self) -> None:
+        if self.tracking_reachable is False:
+            logger.info("request log: tracking is back")
+        self.tracking_reachable = True
+
+    def _finish(self, item: RequestRecord | RecordGroup, written: int = 0, rejected: int = 0, lost: int = 0) -> None:
+        """Count how the writer's item ended; it is in flight no more."""
+        with self._lock:
+            self.written += written
+            self.rejected += rejected
+            self.lost += lost
+            self.runs += bool(written)
+            self._in_flight = 0
 
     def _tracking(self) -> MlflowClient:
         assert self._client is not None, "start() first"
@@ -202,17 +251,20 @@ class RequestLogger:
 
     def _ensure_experiment(self) -> str:
         if self._experiment_id is None:
-            client = self._tracking()
-            found = client.get_experiment_by_name(self._experiment)
-            if found is not None:
-                self._experiment_id = found.experiment_id
-            else:
-                try:
-                    self._experiment_id = client.create_experiment(self._experiment)
-                except MlflowException:  # created concurrently by another gateway
-                    self._experiment_id = client.get_experiment_by_name(self._experiment).experiment_id
+            self._experiment_id = usable_experiment(self._tracking(), self._experiment)
         return self._experiment_id
 
     def _count_lost(self, count: int) -> None:
         with self._lock:
             self.lost += count
+
+
+def _milestone(count: int) -> bool:
+    """Whether a running count of dropped records is worth a log line (1, 10, 100, then every 1000)."""
+    return count in (1, 10, 100) or count % 1000 == 0
+
+
+def _describe(error: Exception) -> str:
+    """An error for /health: its type, MLflow's error code when it has one, the start of its message."""
+    code = getattr(error, "error_code", None)
+    return f"{type(error).__name__}{f' {code}' if code else ''}: {str(error)[:300]}"

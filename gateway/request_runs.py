@@ -1,11 +1,15 @@
 """What the request log writes to MLflow: a run per request, or a run per group of requests with a table.
 
 Each write is a few tracking calls done in stages; a write that failed part-way is retried from the stage it
-reached, so a retry continues the same run instead of making a second one.
+reached, so a retry continues the same run instead of making a second one. A write tracking refused (`is_refusal`)
+is retried after `usable_experiment` and `continue_or_restart` repaired what can be repaired: an experiment deleted
+in the MLflow UI is restored, one gone for good is created again, a run that can no longer take writes is started
+over.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,11 +17,30 @@ from typing import Any
 
 import numpy as np
 import orjson
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import LifecycleStage, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
 
 GROUPED = "grouped"  # the `status` tag of a run that holds many requests
 REQUESTS_TABLE = "requests.json"  # a grouped run's records, one row per request
+
+# MLflow error codes of a tracking server that answered and refused the call: the same call cannot succeed later.
+# Everything else is worth retrying: MLflow reports a refused connection, a timeout and a 5xx as INTERNAL_ERROR (or
+# TEMPORARILY_UNAVAILABLE, DEADLINE_EXCEEDED), rate limits as REQUEST_LIMIT_EXCEEDED; a missing permission or a 404
+# page that is not MLflow's (ENDPOINT_NOT_FOUND) is the operator's to fix while the records wait.
+REFUSALS = frozenset(
+    {
+        "BAD_REQUEST",
+        "MALFORMED_REQUEST",
+        "INVALID_PARAMETER_VALUE",  # also: create_run in a deleted experiment, a write to a deleted run
+        "INVALID_STATE",
+        "NOT_FOUND",
+        "RESOURCE_DOES_NOT_EXIST",  # an experiment or run id that no longer exists
+        "RESOURCE_ALREADY_EXISTS",
+    }
+)
 
 
 @dataclass
@@ -41,6 +64,10 @@ class RequestRecord:
     def size(self) -> int:
         return 1
 
+    def restart(self) -> None:
+        """Write it again from the start, in a new run."""
+        self.run_id, self.stage = None, 0
+
 
 @dataclass
 class RecordGroup:
@@ -54,6 +81,57 @@ class RecordGroup:
     @property
     def size(self) -> int:
         return len(self.records)
+
+    def restart(self) -> None:
+        """Write it again from the start, in a new run."""
+        self.run_id, self.stage, self.table_tried = None, 0, False
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Whether tracking answered and refused the call (see `REFUSALS`), rather than failed to answer."""
+    return isinstance(error, MlflowException) and error.error_code in REFUSALS
+
+
+def usable_experiment(client: MlflowClient, name: str) -> str:
+    """The id of the experiment called `name`, ready to take runs: restored if it was deleted (its runs come back
+    with it), created if there is none."""
+    found = client.get_experiment_by_name(name)  # deleted experiments too
+    if found is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException:
+            found = client.get_experiment_by_name(name)  # created meanwhile by another gateway
+            if found is None:
+                raise
+    if found.lifecycle_stage == LifecycleStage.DELETED:
+        client.restore_experiment(found.experiment_id)
+    return found.experiment_id
+
+
+def continue_or_restart(client: MlflowClient, item: RequestRecord | RecordGroup) -> None:
+    """After a refusal: keep the item's run if it can still take writes; start the item over if it was deleted or
+    is gone."""
+    if item.run_id is None:
+        return
+    try:
+        active = client.get_run(item.run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
+    except MlflowException as error:
+        if not is_refusal(error):
+            raise
+        active = False
+    if not active:
+        item.restart()
+
+
+def abandon(client: MlflowClient, item: RequestRecord | RecordGroup) -> None:
+    """Mark the run of an item given up on as FAILED, so that it does not show as running for ever (best effort:
+    the item is rejected either way)."""
+    if item.run_id is None:
+        return
+    try:
+        client.set_terminated(item.run_id, "FAILED")
+    except Exception:  # a run that cannot be written to may not take this either
+        logger.debug("could not mark abandoned run %s as FAILED", item.run_id, exc_info=True)
 
 
 def write_group(client: MlflowClient, experiment: Callable[[], str], group: RecordGroup, mode: str) -> None:

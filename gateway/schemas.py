@@ -247,7 +247,8 @@ class RequestLogHealth(BaseModel):
     runs: int = Field(description="runs written (one per request, or per group of requests)")
     queued: int
     written: int
-    lost: int
+    rejected: int = Field(description="requests tracking refused for good (after repairs), dropped and counted")
+    lost: int = Field(description="requests that found the queue full, or were still queued when the gateway stopped")
     tracking_reachable: bool | None
     last_error: str | None
 
@@ -272,6 +273,10 @@ class SupervisorHealth(BaseModel):
     serving_version: str | None
     serving_url: str | None
     serving_since: float | None = Field(description="Unix time of the switch to the serving version")
+    stale: bool = Field(
+        description="serving the last champion from its local copy: the registry could not be asked at start, and "
+        "has not confirmed the version since"
+    )
     switching_to: str | None = Field(description="version being started and warmed up, if any")
     switches: int = Field(description="alias moves followed since the gateway started")
     last_switch_s: float | None = Field(description="seconds from seeing the alias move to serving the version")

@@ -13,7 +13,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
 
-    host: str = "127.0.0.1"
+    host: str = Field(
+        "127.0.0.1",
+        description="address the gateway binds (0.0.0.0: every interface), the one process of the stack meant to be "
+        "exposed; the tracking and scoring servers bind addresses of their own, loopback by default",
+    )
     port: int = 8000
     scoring_url: str = Field("http://127.0.0.1:5001", description="base URL of `mlflow models serve`")
     connect_timeout_s: float = Field(1.0, gt=0, description="give up connecting to the scoring server after this")
@@ -24,7 +28,12 @@ class Settings(BaseSettings):
     experiment: str = Field("movie-recommendations", description="experiment that receives one run per request")
     request_log: bool = Field(True, description="log each request as an MLflow run")
     log_queue_size: int = Field(10_000, ge=1, description="request logs held while tracking is slow or down")
-    tracking_timeout_s: float = Field(5.0, gt=0, description="per-call timeout of the request logger")
+    tracking_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="timeout of each MLflow call this process makes (request log, registry), in whole seconds "
+        "rounded up; MLflow itself does not retry (MLFLOW_HTTP_REQUEST_TIMEOUT and _MAX_RETRIES, when set, win)",
+    )
     retry_backoff_s: float = Field(1.0, gt=0, description="first wait before retrying a failed request log")
     log_mode: Literal["per_request", "grouped", "auto"] = Field(
         "auto", description="one run per request; many queued requests per run (grouped); per request until behind"

@@ -37,7 +37,7 @@ def local_copy(client: MlflowClient, models: Path, name: str, version: str) -> P
     source = client.get_model_version_download_uri(name, version)
     key = hashlib.sha256(source.encode()).hexdigest()[:12]
     folder = models / f"{name}-{version}-{key}"
-    if (folder / "MLmodel").is_file():
+    if complete(folder):
         os.utime(folder)  # most recently used: kept longest
         return folder
     models.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ def local_copy(client: MlflowClient, models: Path, name: str, version: str) -> P
                 artifact_uri=source, dst_path=str(partial), tracking_uri=client.tracking_uri
             )
         )
-        if not (downloaded / "MLmodel").is_file():
+        if not complete(downloaded):
             raise NotAModel(f"{source} has no MLmodel file: not an MLflow model")
         shutil.rmtree(folder, ignore_errors=True)  # an incomplete copy (no MLmodel) left by a killed supervisor
         downloaded.rename(folder)
@@ -57,6 +57,11 @@ def local_copy(client: MlflowClient, models: Path, name: str, version: str) -> P
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return folder
+
+
+def complete(folder: Path) -> bool:
+    """Whether `folder` holds a model copy (an MLmodel file)."""
+    return (folder / "MLmodel").is_file()
 
 
 def prune_copies(models: Path, in_use: Collection[str], keep: int = KEEP_COPIES) -> list[Path]:

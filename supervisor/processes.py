@@ -3,8 +3,10 @@
 A command started here leads a new session, so its process group id is its PID and everything it starts (uvicorn
 under `mlflow models serve`, say) is in that group: stopping the group stops them all, and nothing else. The PID file
 names the group, so that a process that died without stopping its children lets the next one (or `make down`) stop
-what it left. This module is the one place that starts, checks and stops such groups: the supervisor, the tests,
-the benchmarks and the Makefile (through the command line below) use it alike.
+what it left, or take it over (`adopt`). A group started `tethered` is led by supervisor/tether.py, which stops the
+whole group when the process that started it dies, `kill -9` included. This module is the one place that starts,
+checks and stops such groups: the supervisor, the tests, the benchmarks and the Makefile (through the command line
+below) use it alike.
 
     python -m supervisor.processes start NAME DIR -- COMMAND...   start COMMAND (output in DIR/NAME.log, PID in
                                                                   DIR/NAME.pid) unless NAME runs already
@@ -27,10 +29,33 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+TETHER = Path(__file__).with_name("tether.py")
+
+
+class _Group:
+    """What a group started here and one taken over share: a name, a log, a PID file."""
+
+    name: str
+    log: Path
+    pid_file: Path | None
+    pid: int
+
+    def tail(self, lines: int = 40) -> str:
+        """The last `lines` lines of its log ("" when there is none)."""
+        return tail(self.log, lines)
+
+    def _forget(self) -> None:
+        # A server started since on the same port (this one stopped listening before it exited) owns the file now.
+        if self.pid_file is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            if int(self.pid_file.read_text().strip()) == self.pid:
+                self.pid_file.unlink()
+
 
 @dataclass
-class Child:
-    """One command running in its own session; `pid` is also its process group id."""
+class Child(_Group):
+    """One command running in its own session, started here; `pid` is also its process group id."""
 
     name: str
     popen: subprocess.Popen[bytes]
@@ -38,7 +63,7 @@ class Child:
     pid_file: Path | None = None
 
     @property
-    def pid(self) -> int:
+    def pid(self) -> int:  # type: ignore[override]
         return self.popen.pid
 
     @property
@@ -48,10 +73,6 @@ class Child:
     @property
     def returncode(self) -> int | None:
         return self.popen.poll()
-
-    def tail(self, lines: int = 40) -> str:
-        """The last `lines` lines of its log ("" when there is none)."""
-        return tail(self.log, lines)
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the group, wait until every member is gone, SIGKILL what is left after `timeout_s`; then remove
@@ -68,13 +89,53 @@ class Child:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(5)
 
-    def _forget(self) -> None:
-        # A server started since on the same port (this one stopped listening before it exited) owns the file now.
-        if self.pid_file is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            if int(self.pid_file.read_text().strip()) == self.pid:
-                self.pid_file.unlink()
+
+@dataclass
+class Adopted(_Group):
+    """A process group an earlier process started, taken over through its PID file: known by its group id only (no
+    Popen: its exit status is not this process's to read). Once `tie`d, a tether stops it if this process dies."""
+
+    name: str
+    pid: int
+    log: Path
+    pid_file: Path | None = None
+    guard: Child | None = None  # the tether watching it for this process
+
+    @property
+    def alive(self) -> bool:
+        """Whether its leader runs: as for a Child, the group's command."""
+        return _pgid(self.pid) == self.pid and not _zombie(self.pid)
+
+    @property
+    def returncode(self) -> int | None:
+        return None
+
+    def tie(self) -> None:
+        """Stop the group when this process dies, as if it had been started `tethered` here."""
+        command = [sys.executable, "-I", str(TETHER), str(os.getpid()), "--group", str(self.pid)]
+        self.guard = start(f"{self.name}-guard", command, self.log)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """As `Child.stop`; the tether watching it stops too."""
+        stop_group(self.pid, timeout_s)
+        if self.guard is not None:
+            self.guard.stop(timeout_s)
+        self._forget()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+def adopt(pid_file: Path, word: bytes) -> Adopted | None:
+    """The group `pid_file` names (its log beside it), while a process of it has `word` in its command line; else
+    None, and the file is removed."""
+    with contextlib.suppress(ValueError, OSError):
+        pgid = int(pid_file.read_text().strip())
+        if group_alive(pgid) and group_runs(pgid, word):
+            return Adopted(pid_file.stem, pgid, pid_file.with_suffix(".log"), pid_file)
+    pid_file.unlink(missing_ok=True)
+    return None
 
 
 def start(
@@ -85,8 +146,12 @@ def start(
     pid_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    tethered: bool = False,
 ) -> Child:
-    """Start `command` in a new session, stdout and stderr appended to `log`, its PID written to `pid_file`."""
+    """Start `command` in a new session, stdout and stderr appended to `log`, its PID written to `pid_file`; when
+    `tethered`, under supervisor/tether.py, so that the whole group ends when this process dies."""
+    if tethered:
+        command = [sys.executable, "-I", str(TETHER), str(os.getpid()), "--", *command]
     with log.open("ab") as handle:
         popen = subprocess.Popen(
             list(command),
@@ -187,6 +252,37 @@ def pick_port(host: str = "127.0.0.1", preferred: int = 0) -> int:
                 continue
             return sock.getsockname()[1]
     raise OSError(f"no free port on {host}")
+
+
+def listened_elsewhere(pgid: int, port: int) -> bool:
+    """Whether a process outside group `pgid` listens on TCP `port` while none of the group does (False when /proc
+    cannot tell): a server that answers there is not the group's."""
+    inodes = _listening_sockets(port)
+    if not inodes:
+        return False
+    read_any = False
+    for pid in _pids():
+        if _pgid(pid) != pgid:
+            continue
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                read_any = True
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return False
+    return read_any
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The sockets listening on TCP `port`, as /proc/PID/fd links name them (`socket:[INODE]`)."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    sockets.add(f"socket:[{fields[9]}]")
+    return sockets
 
 
 def _pids() -> list[int]:

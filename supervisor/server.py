@@ -1,5 +1,11 @@
-"""One scoring server: `mlflow models serve` of a local model copy in its own process group, waited for on `/ping`
-and warmed up through the model's own contract before it gets any traffic."""
+"""One scoring server: `mlflow models serve` of a local model copy in its own process group, tethered to this process,
+waited for on `/ping` and warmed up through the model's own contract before it gets any traffic; or one an earlier
+supervisor left running, found by its PID file.
+
+A port is picked free, then bound seconds later by the server: something else may take it meanwhile. An answer
+counts only when a process of the server's own group listens on the port, and the model must name the build run
+the registry names for its version.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ KEEP_LOGS = 5  # logs of scoring servers no longer running, newest first (every 
 MLFLOW_MODELS = (sys.executable, "-c", "from mlflow.models.cli import commands; commands(prog_name='mlflow models')")
 PING_EVERY_S = 0.25
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit): ")
+_PORT_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
 
 
 class LaunchFailed(Exception):
@@ -39,19 +46,27 @@ class DownloadFailed(LaunchFailed):
     """The version's files could not be fetched (registry or artifact store away): not the version's fault."""
 
 
+class PortTaken(LaunchFailed):
+    """Another process took the server's port before it could bind it: not the version's fault."""
+
+
 @dataclass
 class ScoringServer:
     """A started `mlflow models serve` of one version."""
 
     version: str
     url: str
-    child: processes.Child
+    child: processes.Child | processes.Adopted
     model_dir: Path
     build_run_id: str | None = None
 
     @property
     def alive(self) -> bool:
         return self.child.alive
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def stop(self) -> None:
         """Stop its whole process group (uvicorn runs as a child of `mlflow models serve`) and drop its PID file."""
@@ -67,9 +82,33 @@ class ScoringServer:
         return errors[-1][:500] if errors else "no error in its log"
 
 
-def spawn(settings: SupervisorSettings, state_dir: Path, version: str, model_dir: Path) -> ScoringServer:
-    """Start `mlflow models serve` of `model_dir` on the preferred port (a free one when taken)."""
-    port = processes.pick_port(settings.serve_host, settings.serve_port)
+@dataclass
+class Leftover:
+    """A scoring server an earlier supervisor left running; what it serves is not known yet."""
+
+    url: str
+    child: processes.Adopted
+
+    def serving(self, version: str, model_dir: Path) -> ScoringServer:
+        return ScoringServer(version, self.url, self.child, model_dir)
+
+
+def find_leftovers(host: str, state_dir: Path) -> list[Leftover]:
+    """The scoring servers the PID files in `state_dir` name; files naming none are removed."""
+    found = []
+    for pid_file in sorted(state_dir.glob(PID_PATTERN)):
+        port = pid_file.stem.removeprefix("scoring-")
+        child = processes.adopt(pid_file, b"mlflow") if port.isdigit() else None
+        if child is not None:
+            found.append(Leftover(f"http://{host}:{port}", child))
+    return found
+
+
+def spawn(
+    settings: SupervisorSettings, state_dir: Path, version: str, model_dir: Path, preferred_port: int
+) -> ScoringServer:
+    """Start `mlflow models serve` of `model_dir` on `preferred_port` (a free one when taken, or when 0)."""
+    port = processes.pick_port(settings.serve_host, preferred_port)
     processes.prune_logs(state_dir, LOG_PATTERN, KEEP_LOGS)
     command = [
         *MLFLOW_MODELS, "serve",
@@ -82,24 +121,29 @@ def spawn(settings: SupervisorSettings, state_dir: Path, version: str, model_dir
     env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     env["UVICORN_ACCESS_LOG"] = str(settings.access_log).lower()  # the uvicorn it execs reads UVICORN_*
     log, pid_file = state_dir / f"scoring-{port}.log", state_dir / f"scoring-{port}.pid"
-    child = processes.start(f"scoring-{port}", command, log, pid_file=pid_file, env=env)
+    child = processes.start(f"scoring-{port}", command, log, pid_file=pid_file, env=env, tethered=True)
     logger.info("started `mlflow models serve` for version %s: pid %d, port %d, log %s", version, child.pid, port, log)
     return ScoringServer(version, f"http://{settings.serve_host}:{port}", child, model_dir)
 
 
 async def wait_ready(http: httpx.AsyncClient, server: ScoringServer, deadline: float) -> None:
-    """Return once `/ping` answers 200; LaunchFailed when the server exits or `deadline` (monotonic) passes."""
+    """Return once the server answers `/ping` with 200; PortTaken when another process holds its port, LaunchFailed
+    when it exits or `deadline` (monotonic) passes."""
     while time.monotonic() < deadline:
         if not server.alive:
+            if _PORT_IN_USE.search(server.child.tail(40)):
+                raise PortTaken(f"port {server.port} was taken before the server could bind it")
             raise LaunchFailed(
                 f"the server exited with {server.child.returncode}: {server.cause()} (log: {server.child.log})"
             )
         try:
             response = await http.get(f"{server.url}/ping", timeout=_left(deadline))
-            if response.status_code == 200:
-                return
         except httpx.HTTPError:
-            pass
+            response = None
+        if response is not None and response.status_code == 200:
+            if processes.listened_elsewhere(server.child.pid, server.port):
+                raise PortTaken(f"another process answers on port {server.port}")
+            return
         await asyncio.sleep(PING_EVERY_S)
     raise LaunchFailed(f"no answer to /ping before the start timeout (log: {server.child.log})")
 
@@ -119,6 +163,16 @@ async def warm_up(http: httpx.AsyncClient, server: ScoringServer, deadline: floa
         if answer.get("status") != "ok":
             raise LaunchFailed(f"recommending for {title!r} answered {str(answer)[:300]}")
     return info.get("build_run_id")
+
+
+def check_identity(server: ScoringServer, build_run_id: str | None) -> None:
+    """LaunchFailed unless the server's model names build run `build_run_id` (the one the registry names for the
+    version; None: nothing to check against)."""
+    if build_run_id is not None and server.build_run_id != build_run_id:
+        raise LaunchFailed(
+            f"the model at {server.url} names build run {server.build_run_id!r}; version {server.version} is build "
+            f"run {build_run_id!r}"
+        )
 
 
 async def _predict(http: httpx.AsyncClient, url: str, row: dict[str, Any], mode: str, deadline: float) -> dict:

@@ -15,6 +15,7 @@ class SupervisorState:
     serving: str | None = None
     serving_url: str | None = None
     serving_since: float | None = None  # Unix time of the switch
+    stale: bool = False  # serving the last champion from its local copy, the registry not asked since the start
     switching_to: str | None = None
     restarts: int = 0
     switches: int = 0
@@ -30,8 +31,9 @@ class SupervisorState:
 
     @property
     def troubled(self) -> bool:
-        """The registry cannot be asked, or the alias points at a version that failed to start."""
-        return self.registry_error is not None or (self.target is not None and self.target in self.failed)
+        """The registry cannot be asked (or has not confirmed the version served from memory), or the alias points at
+        a version that failed to start."""
+        return self.registry_error is not None or self.stale or (self.target is not None and self.target in self.failed)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class SupervisorState:
             "serving_version": self.serving,
             "serving_url": self.serving_url,
             "serving_since": self.serving_since,
+            "stale": self.stale,
             "switching_to": self.switching_to,
             "switches": self.switches,
             "last_switch_s": self.last_switch_s,

@@ -16,17 +16,11 @@ import httpx
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from supervisor import copies, processes
+from supervisor import champion, copies, processes
+from supervisor.champion import Champion
+from supervisor.launcher import Launcher
 from supervisor.router import Route, Router
-from supervisor.server import (
-    PID_PATTERN,
-    DownloadFailed,
-    LaunchFailed,
-    ScoringServer,
-    spawn,
-    wait_ready,
-    warm_up,
-)
+from supervisor.server import PID_PATTERN, DownloadFailed, LaunchFailed, ScoringServer, find_leftovers, warm_up
 from supervisor.settings import SupervisorSettings
 from supervisor.state import SupervisorState
 
@@ -34,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 CHECK_S = 0.5  # how often the serving process is checked for life
 MAX_RESTART_BACKOFF_S = 60.0
-ALIAS_MOVED, RESTART = "alias moved", "restart"
+ALIAS_MOVED, RESTART, REMEMBERED = "alias moved", "restart", "registry away at start: the last champion served"
 
 
 class Supervisor:
@@ -53,6 +47,8 @@ class Supervisor:
         self._standby_starting: ScoringServer | None = None  # its process, once spawned, until it is warm
         self._state_dir = Path(settings.state_dir).resolve()
         self._registry = MlflowClient(settings.tracking_uri)
+        self._launcher = Launcher(settings, self._state_dir, self._registry, in_use=self._copies_in_use)
+        self._remembered: Champion | None = None  # served when the registry cannot be asked at start
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -61,20 +57,24 @@ class Supervisor:
 
     @property
     def first_url(self) -> str:
-        """Where the first scoring server is meant to listen (another port when that one is taken)."""
-        return f"http://{self.settings.serve_host}:{self.settings.serve_port}"
+        """Where the router sends requests before the first switch: port 0, which refuses every connection. Not the
+        serve port: whatever else answers there is not a server of the model."""
+        return f"http://{self.settings.serve_host}:0"
 
     async def start(self, router: Router) -> None:
-        """Stop what a previous supervisor left running, then follow the alias in a background task, switching
-        `router` to each server it makes ready."""
+        """Find what a previous supervisor left running (the first launch takes over a server of what it needs and
+        stops the others) and the champion it served, then follow the alias in a background task, switching `router`
+        to each server it makes ready."""
         self.router = router
         # a progress bar per download is noise in logs (ours, and the scoring servers' that inherit this)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self._state_dir.mkdir(parents=True, exist_ok=True)
-        stopped = await anyio.to_thread.run_sync(self._stop_leftovers)
-        if stopped:
-            logger.warning("stopped %d scoring server(s) left by a previous supervisor: %s", len(stopped), stopped)
-        self._http = httpx.AsyncClient()
+        leftovers = await anyio.to_thread.run_sync(find_leftovers, self.settings.serve_host, self._state_dir)
+        if leftovers:
+            logger.warning("found %d scoring server(s) left by a previous supervisor", len(leftovers))
+        self._launcher.leftovers = leftovers
+        self._remembered = champion.recall(self._state_dir, self.settings.model_name)
+        self._http = self._launcher.http = httpx.AsyncClient()
         self._task = asyncio.create_task(self._run(), name="supervisor")
 
     async def stop(self) -> None:
@@ -105,6 +105,8 @@ class Supervisor:
                 if aliases is not None:
                     await self._follow_alias(aliases.get(self.settings.model_alias))
                     await self._follow_standby(aliases.get(self.settings.standby_alias))
+                elif self.current is None:
+                    await self._serve_remembered()
             if self.current is not None and not self.current.alive and now >= self._restart_after:
                 await self._restart()
             await asyncio.sleep(CHECK_S)
@@ -140,6 +142,35 @@ class Supervisor:
             return
         if self.current is None or target != self.current.version:
             await self._switch(target, reason=ALIAS_MOVED)
+        elif self.state.stale:
+            await self._confirm(self.current)
+
+    async def _serve_remembered(self) -> None:
+        """The registry cannot be asked and nothing is served: serve the last champion served from its local copy
+        (tried once per start), until the registry answers."""
+        remembered, self._remembered = self._remembered, None
+        if remembered is None:
+            return
+        local = self._launcher.models / remembered.folder
+        if not copies.complete(local):
+            logger.error("the last champion, version %s, has no local copy left at %s", remembered.version, local)
+            return
+        logger.warning("serving version %s, the last champion served, from %s", remembered.version, local)
+        await self._switch(remembered.version, REMEMBERED, local, remembered.build_run_id)
+
+    async def _confirm(self, stale: ScoringServer) -> None:
+        """The registry answers again and the alias points at the version served from memory: keep it when the
+        registry names the same build, else start the version afresh from the registry's files."""
+        try:
+            build_run_id = await anyio.to_thread.run_sync(self._launcher.build_run, stale.version)
+        except Exception as error:  # noqa: BLE001 - asked again at the next poll
+            logger.warning("cannot ask the registry which build version %s is: %s", stale.version, error)
+            return
+        if build_run_id is None or build_run_id == stale.build_run_id:
+            self.state.stale = False
+            logger.info("the registry answers: version %s, served from its local copy, is the alias's", stale.version)
+        else:
+            await self._switch(stale.version, reason=ALIAS_MOVED)
 
     async def _follow_standby(self, target: str | None) -> None:
         """Keep the standby alias's version (`target`) warm, unless it is the one served (or failed to serve)."""
@@ -232,23 +263,25 @@ class Supervisor:
         self.state.restarts += 1
         await anyio.to_thread.run_sync(dead.stop)  # whatever is left of its group, and its PID file
         # the files it served are still here: a restart needs neither the registry nor the artifact store
-        local = dead.model_dir if (dead.model_dir / "MLmodel").is_file() else None
-        if await self._switch(dead.version, reason=RESTART, local=local):
+        local = dead.model_dir if copies.complete(dead.model_dir) else None
+        if await self._switch(dead.version, RESTART, local, dead.build_run_id):
             self._restart_backoff = 1.0
         else:  # try again later, waiting longer each time; the alias may also move meanwhile
             self._restart_after = time.monotonic() + self._restart_backoff
             self._restart_backoff = min(self._restart_backoff * 2, MAX_RESTART_BACKOFF_S)
 
-    async def _switch(self, version: str, reason: str, local: Path | None = None) -> bool:
-        """Start `version` (from `local` files when given), warm it up and send new requests to it; False (old server
-        kept) when it fails."""
+    async def _switch(
+        self, version: str, reason: str, local: Path | None = None, build_run_id: str | None = None
+    ) -> bool:
+        """Start `version` (from `local` files of build `build_run_id` when given), warm it up and send new requests
+        to it; False (old server kept) when it fails."""
         began = time.monotonic()
         self.state.switching_to = version
         try:
             standby = await self._take_standby(version) if reason == ALIAS_MOVED else None
             if standby is None:
                 logger.info("starting a scoring server for version %s (%s)", version, reason)
-            fresh = standby or await self._launch(version, local)
+            fresh = standby or await self._launch(version, local, build_run_id)
         except LaunchFailed as error:
             self._failed(version, reason, error)
             return False
@@ -259,6 +292,9 @@ class Supervisor:
         previous_route = self.router.switch(fresh.url, self.settings.model_name, version, fresh.build_run_id)
         self.current = fresh
         self.state.serving, self.state.serving_url, self.state.serving_since = version, fresh.url, time.time()
+        if reason != RESTART:  # a restart serves what was served, from memory or not
+            self.state.stale = reason == REMEMBERED
+        await anyio.to_thread.run_sync(self._remember, fresh)
         if reason == ALIAS_MOVED:
             self.state.switches += 1
             self.state.last_switch_s = round(time.monotonic() - began, 2)
@@ -268,6 +304,15 @@ class Supervisor:
         )  # fmt: skip
         self._in_background(self._retire(previous, previous_route))
         return True
+
+    def _remember(self, served: ScoringServer) -> None:
+        name = self.settings.model_name
+        try:
+            champion.remember(
+                self._state_dir, Champion(name, served.version, served.model_dir.name, served.build_run_id)
+            )
+        except OSError as error:  # serving goes on; only a start without the registry would miss it
+            logger.error("cannot remember version %s as the last champion served: %s", served.version, error)
 
     def _failed(self, version: str, reason: str, error: LaunchFailed) -> None:
         failure = f"version {version} ({reason}): {str(error)[:1000]}"
@@ -290,35 +335,17 @@ class Supervisor:
         logger.info("stopped the scoring server of version %s (%s)", old.version, old.url)
 
     async def _launch(
-        self, version: str, local: Path | None = None, on_spawn: Callable[[ScoringServer], None] | None = None
+        self,
+        version: str,
+        local: Path | None = None,
+        build_run_id: str | None = None,
+        on_spawn: Callable[[ScoringServer], None] | None = None,
     ) -> ScoringServer:
-        """A started, warm scoring server of `version`; LaunchFailed (its process stopped) when it is not."""
-        deadline = self._deadline()
-        if local is None:
-            local = await self._download(version)
-        server = await anyio.to_thread.run_sync(spawn, self.settings, self._state_dir, version, local)
-        if on_spawn is not None:
-            on_spawn(server)
-        try:
-            await wait_ready(self._client(), server, deadline)
-            server.build_run_id = await warm_up(self._client(), server, deadline)
-        except BaseException:
-            await anyio.to_thread.run_sync(server.stop)
-            raise
-        return server
+        """A warm scoring server of `version` (supervisor/launcher.py); LaunchFailed when there is none."""
+        return await self._launcher.launch(version, local, build_run_id, on_spawn)
 
-    async def _download(self, version: str) -> Path:
-        models = self._state_dir / "models"
-        name = self.settings.model_name
-        try:
-            local = await anyio.to_thread.run_sync(copies.local_copy, self._registry, models, name, version)
-        except copies.NotAModel as error:
-            raise LaunchFailed(str(error)) from error
-        except Exception as error:  # the registry or the artifact store is away: not the version's fault
-            raise DownloadFailed(f"cannot download version {version}: {type(error).__name__}: {error}") from error
-        in_use = {local.name} | {s.model_dir.name for s in (self.current, self.standby) if s is not None}
-        copies.prune_copies(models, in_use)
-        return local
+    def _copies_in_use(self) -> set[str]:
+        return {server.model_dir.name for server in (self.current, self.standby) if server is not None}
 
     def _stop_leftovers(self) -> list[int]:
         return processes.stop_leftovers(self._state_dir, PID_PATTERN, b"mlflow")

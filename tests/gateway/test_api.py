@@ -6,18 +6,21 @@ request logs go to a real file-backed MLflow store.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
 from mlflow.tracking import MlflowClient
 
 from gateway.app import create_app
-from gateway.errors import SCORING_UNAVAILABLE
+from gateway.errors import BODY_NOT_UTF8, SCORING_UNAVAILABLE
 from gateway.settings import Settings
 from model import contract
-from tests.processes import free_port
+from tests.processes import REPO, free_port
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +80,7 @@ def test_unknown_route_and_method_use_the_error_shape(client: TestClient) -> Non
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     wrong = client.get("/movies/recommendations/")
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+    assert wrong.headers["allow"] == "POST"
 
 
 def test_unreachable_scoring_server_is_503_and_logged(client: TestClient, tracking: str) -> None:
@@ -284,3 +288,78 @@ def test_chunked_bodies_over_64_kib_are_413_too(client: TestClient) -> None:
 
     response = client.post("/movies/recommendations/", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
+
+
+def documented_errors() -> set[tuple[int, str]]:
+    """(status, code) of every row of the README's error table, the list clients are promised."""
+    rows = re.findall(r"^\| (\d{3}) \| `(\w+)` \|", (REPO / "README.md").read_text(), flags=re.MULTILINE)
+    return {(int(status), code) for status, code in rows}
+
+
+JSON = {"content-type": "application/json"}
+RECOMMEND = "/movies/recommendations/"
+
+
+@pytest.mark.parametrize(
+    ("gateway", "method", "url", "body", "headers"),
+    [
+        ("client", "POST", RECOMMEND, '{"title": "Amélie"}'.encode("latin-1"), JSON),  # not UTF-8
+        ("client", "POST", RECOMMEND, b'\xff\xfe{"title": 1}', JSON),
+        ("client", "POST", RECOMMEND, '{"title": "Amélie"}'.encode("latin-1"),
+         {"content-type": "application/json; charset=latin-1"}),  # JSON is UTF-8 whatever the header says
+        ("client", "POST", RECOMMEND, b'{"title": "\xff"}', {"content-type": "application/vnd.api+json"}),
+        ("client", "POST", RECOMMEND, b"[" * 30_000 + b"]" * 30_000, JSON),  # too deep for the JSON parser
+        ("client", "POST", RECOMMEND, b"{not json", JSON),
+        ("client", "POST", RECOMMEND, b'{"title": 42}', JSON),
+        ("client", "POST", RECOMMEND, b'{"title": "Heat"}', {"content-type": "text/plain"}),
+        ("client", "POST", RECOMMEND, b"--x\r\nbroken", {"content-type": "multipart/form-data; boundary=x"}),
+        ("client", "POST", RECOMMEND, b"title=Heat", {"content-type": "application/x-www-form-urlencoded"}),
+        ("client", "POST", RECOMMEND, b"{}", {**JSON, "content-length": "many"}),
+        ("client", "POST", RECOMMEND, b"x" * (64 * 1024 + 1), JSON),
+        ("client", "PUT", RECOMMEND, b"{}", JSON),
+        ("client", "GET", "/nope", b"", {}),
+        ("client", "GET", "/movies/abc", b"", {}),
+        ("client", "GET", "/movies/search?q=", b"", {}),
+        ("guarded", "GET", "/movies/7", b"", {}),
+    ],
+)  # fmt: skip
+def test_every_client_error_has_a_documented_code(
+    request: pytest.FixtureRequest, gateway: str, method: str, url: str, body: bytes, headers: dict[str, str]
+) -> None:
+    """Each way a request can be refused before it reaches the model, the framework's own refusals included."""
+    response = request.getfixturevalue(gateway).request(method, url, content=body, headers=headers)
+    assert 400 <= response.status_code < 500
+    payload = response.json()
+    assert (response.status_code, payload["code"]) in documented_errors(), payload
+    assert isinstance(payload["detail"], str) and payload["detail"]
+
+
+def test_a_body_that_is_not_utf8_is_422_saying_so(client: TestClient) -> None:
+    body = '{"title": "Amélie"}'.encode("latin-1")
+    response = client.post(RECOMMEND, content=body, headers=JSON)
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": BODY_NOT_UTF8, "code": "invalid_request", "errors": [{"field": "body", "message": BODY_NOT_UTF8}]
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("explicit", "timeout_s"), [(None, 3), ("30", 30)])
+def test_mlflow_calls_of_the_whole_process_give_up_without_the_request_log(
+    tracking: str, explicit: str | None, timeout_s: int
+) -> None:
+    """The supervisor's registry client shares the process: with the request log off, MLflow's client still
+    stops after GATEWAY_TRACKING_TIMEOUT_S (rounded up) without retrying for minutes; MLFLOW_* settings win."""
+    before = dict(os.environ)
+    os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
+    os.environ.pop("MLFLOW_HTTP_REQUEST_TIMEOUT", None)
+    if explicit is not None:
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = explicit
+    settings = Settings(
+        scoring_url=f"http://127.0.0.1:{free_port()}", tracking_uri=tracking, request_log=False, tracking_timeout_s=2.5
+    )
+    try:
+        with TestClient(create_app(settings)):
+            assert (MLFLOW_HTTP_REQUEST_TIMEOUT.get(), MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()) == (timeout_s, 0)
+    finally:
+        os.environ.clear()
+        os.environ.update(before)

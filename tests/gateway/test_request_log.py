@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from gateway.app import configure_mlflow_client
 from gateway.request_log import RequestLogger, RequestRecord
 from gateway.request_runs import REQUESTS_TABLE
+from gateway.settings import Settings
 from tests import processes
 
 
@@ -25,6 +28,19 @@ def uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         yield f"sqlite:///{folder / 'log.db'}"
+
+
+@pytest.fixture(autouse=True)
+def mlflow_client_of_the_gateway() -> Iterator[None]:
+    """MLflow's client as the gateway process has it (no retries of its own), with a 1 s timeout per call; the
+    environment is put back afterwards."""
+    before = dict(os.environ)
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        os.environ.pop(name, None)
+    configure_mlflow_client(Settings(tracking_timeout_s=1))
+    yield
+    os.environ.clear()
+    os.environ.update(before)
 
 
 def record(title: str, n: int = 5, status: str = "ok") -> RequestRecord:
@@ -73,7 +89,7 @@ def test_each_record_becomes_one_finished_run(uri: str) -> None:
     assert run.data.metrics == {"n_returned": 3.0, "latency_ms": 3.5}
     assert run.data.tags["status"] == "ok" and run.data.tags["model_version"] == "7"
     assert log.health() | {"last_error": None} == {
-        "enabled": True, "mode": "per_request", "runs": 3, "queued": 0, "written": 3, "lost": 0,
+        "enabled": True, "mode": "per_request", "runs": 3, "queued": 0, "written": 3, "rejected": 0, "lost": 0,
         "tracking_reachable": True, "last_error": None,
     }  # fmt: skip
 
@@ -84,8 +100,10 @@ def test_stop_while_tracking_is_down_counts_the_queue_as_lost() -> None:
     for title in ["a", "b", "c"]:
         log.submit(record(title))
     assert wait_for(lambda: log.tracking_reachable is False)
+    time.sleep(1.0)  # several tries, 0.1 s apart and doubling: no answer is no refusal, so nothing is rejected
+    assert (log.rejected, log.pending) == (0, 3)
     log.stop(drain_timeout_s=0.5)
-    assert (log.written, log.lost, log.pending) == (0, 3, 0)
+    assert (log.written, log.rejected, log.lost, log.pending) == (0, 0, 3, 0)
 
 
 def test_disabled_logger_accepts_and_drops_nothing() -> None:
@@ -191,3 +209,40 @@ def test_auto_mode_goes_back_to_a_run_per_request_when_requests_slow_down(uri: s
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("auto-back").experiment_id], max_results=1000)
     assert [run.data.params.get("title") for run in runs].count("after 2") == 1  # a run of its own, not a row
+
+
+def test_an_experiment_deleted_while_logging_is_restored_and_the_log_goes_on(uri: str) -> None:
+    log = RequestLogger(uri, "deleted")
+    log.start()
+    log.submit(record("before"))
+    assert wait_for(lambda: log.written == 1)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("deleted").experiment_id
+    client.delete_experiment(experiment)  # what the MLflow UI's delete does: the experiment and its runs
+    for title in ["after 1", "after 2"]:
+        log.submit(record(title))
+    assert wait_for(lambda: log.written + log.rejected == 3, timeout=30)
+    log.stop()
+    assert client.get_experiment(experiment).lifecycle_stage == "active"
+    assert set(runs_by_title(uri, "deleted")) == {"before", "after 1", "after 2"}  # the first came back with it
+    assert (log.written, log.rejected, log.lost, log.pending) == (3, 0, 0, 0)
+
+
+def test_a_record_tracking_always_refuses_is_rejected_and_counted_and_the_next_is_written(uri: str) -> None:
+    log = RequestLogger(uri, "refused")
+    bad = record("bad")
+    bad.extra = {"what?": "1"}  # MLflow refuses this param name: INVALID_PARAMETER_VALUE, every time
+    log.submit(bad)
+    log.submit(record("good"))
+    log.start()
+    assert wait_for(lambda: log.written + log.rejected == 2, timeout=30)
+    log.stop()
+    health = log.health()
+    assert (health["written"], health["rejected"], health["lost"], health["queued"]) == (1, 1, 0, 0)
+    assert "INVALID_PARAMETER_VALUE" in health["last_error"] and health["tracking_reachable"] is True
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("refused").experiment_id])
+    # the rejected record's run, created before its params were refused, does not show as running for ever
+    assert sorted((run.data.params.get("title", ""), run.info.status) for run in runs) == [
+        ("", "FAILED"), ("good", "FINISHED")
+    ]  # fmt: skip

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from supervisor.server import ScoringServer
 
+# what uvicorn logs when it cannot bind its port
+PORT_IN_USE = "ERROR: [Errno 98] error while attempting to bind on address ('127.0.0.1', 7100): address already in use"
+
 
 @dataclass
 class FakeChild:
-    """Answers like `supervisor.processes.Child`; `stop` only records that it was called."""
+    """Answers like `supervisor.processes.Child` (or `Adopted`); `stop` and `tie` only record that they were called."""
 
     name: str = "scoring-0"
     log: Path = Path("/nonexistent.log")
@@ -19,6 +22,7 @@ class FakeChild:
     returncode: int | None = None
     pid: int = 0
     stopped: bool = False
+    tied: bool = False
     log_text: str = ""
 
     def tail(self, lines: int = 40) -> str:
@@ -27,9 +31,14 @@ class FakeChild:
     def stop(self, timeout_s: float = 15.0) -> None:
         self.stopped, self.alive = True, False
 
+    def tie(self) -> None:
+        self.tied = True
 
-def fake_server(version: str, port: int = 1, build_run_id: str | None = None) -> ScoringServer:
-    return ScoringServer(version, f"http://127.0.0.1:{port}", FakeChild(), Path("/nonexistent"), build_run_id)  # type: ignore[arg-type]
+
+def fake_server(
+    version: str, port: int = 1, build_run_id: str | None = None, model_dir: Path = Path("/nonexistent")
+) -> ScoringServer:
+    return ScoringServer(version, f"http://127.0.0.1:{port}", FakeChild(), model_dir, build_run_id)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The supervisor's bookkeeping on disk, without processes: the port probe, pruning the logs of servers that are gone,
-pruning model copies."""
+pruning model copies, the champion remembered."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
+from supervisor.champion import CHAMPION_FILE, Champion, recall, remember
 from supervisor.copies import prune_copies
 from supervisor.processes import pick_port, prune_logs
 from supervisor.server import LOG_PATTERN
+
+NAME = "movie-recommender"
 
 
 def test_the_port_probe_takes_the_preferred_port_unless_something_listens() -> None:
@@ -60,3 +65,21 @@ def test_model_copies_are_pruned_least_recently_used_first_never_one_in_use(tmp_
         ".movie-recommender-6-abc-partial", "movie-recommender-1-abc", "movie-recommender-3-abc",
         "movie-recommender-4-abc", "movie-recommender-5-abc",
     ]  # fmt: skip
+
+
+def test_the_champion_is_remembered_whole_and_for_its_own_model_only(tmp_path: Path) -> None:
+    first, second = Champion(NAME, "1", f"{NAME}-1-abc", "run-1"), Champion(NAME, "2", f"{NAME}-2-def", None)
+    assert recall(tmp_path, NAME) is None
+    remember(tmp_path, first)
+    remember(tmp_path, second)
+    assert recall(tmp_path, NAME) == second
+    assert recall(tmp_path, "another-model") is None
+    assert [path.name for path in tmp_path.iterdir()] == [CHAMPION_FILE]  # written beside, then moved in place
+
+
+@pytest.mark.parametrize(
+    "text", ["", '{"name": "movie-recommender", "version": "1"', '{"name": "x", "ver": "1"}', "[]"]
+)
+def test_a_champion_file_that_cannot_be_read_is_no_champion(tmp_path: Path, text: str) -> None:
+    (tmp_path / CHAMPION_FILE).write_text(text)
+    assert recall(tmp_path, NAME) is None

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from supervisor.server import LaunchFailed, wait_ready, warm_up
-from tests.supervisor.fakes import fake_server
+from supervisor.server import LaunchFailed, PortTaken, check_identity, wait_ready, warm_up
+from tests.supervisor.fakes import PORT_IN_USE, fake_server
 
 INFO = {"status": "ok", "n_films": 500, "build_run_id": "run-1", "model_name": "movie-recommender"}
 
@@ -113,3 +113,26 @@ def test_a_server_that_never_answers_ping_fails_at_the_deadline() -> None:
     with pytest.raises(LaunchFailed, match="no answer to /ping"):
         asyncio.run(scenario())
     assert time.monotonic() - started < 3
+
+
+def test_a_server_that_exits_because_its_port_was_taken_says_so() -> None:
+    server = fake_server("3", port=7100)
+    server.child.alive, server.child.returncode = False, 1  # type: ignore[misc]
+    server.child.log_text = f"INFO: Started server process\n{PORT_IN_USE}\n"  # type: ignore[attr-defined]
+
+    async def scenario() -> None:
+        async with scoring(healthy) as http:
+            await wait_ready(http, server, time.monotonic() + 5)
+
+    with pytest.raises(PortTaken, match="port 7100 was taken"):
+        asyncio.run(scenario())
+
+
+def test_a_model_is_checked_against_the_build_the_registry_names() -> None:
+    server = fake_server("3", build_run_id="run-1")
+    check_identity(server, "run-1")
+    check_identity(server, None)  # the registry names no build: nothing to compare with
+    with pytest.raises(LaunchFailed, match="names build run 'run-1'; version 3 is build run 'run-2'"):
+        check_identity(server, "run-2")
+    with pytest.raises(LaunchFailed, match="names build run None"):
+        check_identity(fake_server("3"), "run-2")

@@ -1,6 +1,6 @@
 """The supervisor's decisions, with the registry, the processes and the gateway replaced by stand-ins: what it
 switches the router to, when it stops the old server, what it does with a version that cannot serve, a dead
-server, and the standby."""
+server, the standby, and a registry that cannot be asked at start."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import supervisor.supervisor as supervisor_module
+from supervisor.champion import Champion, recall, remember
 from supervisor.server import LaunchFailed, ScoringServer
 from supervisor.settings import SupervisorSettings
 from supervisor.supervisor import Supervisor
@@ -21,8 +22,9 @@ NAME = "movie-recommender"
 
 
 class Stage:
-    """A supervisor with its registry aliases in `aliases` and launches made up: each version in `broken` fails,
-    every other one starts on its own port."""
+    """A supervisor with its registry aliases in `aliases` (the registry away while `registry_up` is False; version
+    V built by run `run-V` unless `builds` says otherwise) and launches made up: each version in `broken` fails,
+    every other one starts on its own port, its model naming the build it was launched for."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         settings = SupervisorSettings(
@@ -32,20 +34,40 @@ class Stage:
         self.router = FakeRouter()
         self.router.route.release.set()  # nothing is in flight on the gateway's placeholder
         self.aliases: dict[str, str] = {}
+        self.registry_up = True
+        self.builds: dict[str, str] = {}
         self.broken: set[str] = set()
         self.launched: list[str] = []
+        self.sources: list[tuple[Path | None, str | None]] = []  # (local files, build) of each launch
         self.servers: list[ScoringServer] = []
         monkeypatch.setattr(supervisor_module, "CHECK_S", 0.01)
-        monkeypatch.setattr(self.supervisor, "_aliases", lambda: dict(self.aliases))
+        monkeypatch.setattr(self.supervisor, "_aliases", self._aliases)
+        monkeypatch.setattr(self.supervisor._launcher, "build_run", self._build_run)
         monkeypatch.setattr(self.supervisor, "_launch", self._launch)
         monkeypatch.setattr(supervisor_module, "warm_up", self._warm_up)
 
-    async def _launch(self, version: str, local: Path | None = None, on_spawn: object = None) -> ScoringServer:
+    def _aliases(self) -> dict[str, str]:
+        self._ask_registry()
+        return dict(self.aliases)
+
+    def _build_run(self, version: str) -> str:
+        self._ask_registry()
+        return self.builds.get(version, f"run-{version}")
+
+    def _ask_registry(self) -> None:
+        if not self.registry_up:
+            raise ConnectionError("the registry is away")
+
+    async def _launch(
+        self, version: str, local: Path | None = None, build_run_id: str | None = None, on_spawn: object = None
+    ) -> ScoringServer:
         self.launched.append(version)
+        self.sources.append((local, build_run_id))
         await asyncio.sleep(0.01)
         if version in self.broken:
             raise LaunchFailed(f"RuntimeError: version {version} cannot load")
-        server = fake_server(version, port=6000 + len(self.servers), build_run_id=f"run-{version}")
+        build = build_run_id or self._build_run(version)
+        server = fake_server(version, 6000 + len(self.servers), build, local or Path(f"/copies/{NAME}-{version}"))
         self.servers.append(server)
         return server
 
@@ -150,3 +172,98 @@ def test_stopping_stops_every_server_started(stage: Stage) -> None:
 
     stage.play(scenario)
     assert [server.child.stopped for server in stage.servers] == [True, True]  # type: ignore[attr-defined]
+
+
+def remembered_copy(state_dir: Path, version: str, build_run_id: str) -> Path:
+    """What a previous supervisor leaves after serving `version`: its local copy, and it remembered as champion."""
+    copy = state_dir / "models" / f"{NAME}-{version}-abc"
+    copy.mkdir(parents=True)
+    (copy / "MLmodel").write_text("flavors: {}\n")
+    remember(state_dir, Champion(NAME, version, copy.name, build_run_id))
+    return copy
+
+
+def test_each_version_switched_to_is_remembered_as_champion(stage: Stage, tmp_path: Path) -> None:
+    async def scenario(supervisor: Supervisor) -> None:
+        stage.aliases["champion"] = "1"
+        await until(lambda: supervisor.state.serving == "1")
+        assert recall(tmp_path, NAME) == Champion(NAME, "1", f"{NAME}-1", "run-1")
+        stage.aliases["champion"] = "2"
+        await until(lambda: supervisor.state.serving == "2")
+        assert recall(tmp_path, NAME) == Champion(NAME, "2", f"{NAME}-2", "run-2")
+        assert not supervisor.state.stale
+
+    stage.play(scenario)
+
+
+def test_without_the_registry_at_start_the_last_champion_is_served_from_its_copy(stage: Stage, tmp_path: Path) -> None:
+    copy = remembered_copy(tmp_path, "1", "run-1")
+    stage.registry_up = False
+
+    async def scenario(supervisor: Supervisor) -> None:
+        await until(lambda: supervisor.state.serving == "1")
+        assert stage.sources == [(copy, "run-1")]  # its local files, checked against the build remembered
+        assert [switch[2:] for switch in stage.router.switches] == [("1", "run-1")]
+        state = supervisor.state
+        assert state.stale and state.public()["stale"] and state.troubled and state.registry_error is not None
+        await asyncio.sleep(0.1)
+        assert stage.launched == ["1"]  # tried once, not at every poll
+        stage.aliases["champion"] = "2"  # moved while the registry was away
+        stage.registry_up = True
+        await until(lambda: supervisor.state.serving == "2")
+        assert not supervisor.state.stale and not supervisor.state.troubled
+        await until(lambda: stage.servers[0].child.stopped)  # type: ignore[attr-defined]
+
+    stage.play(scenario)
+
+
+def test_the_registry_back_on_the_version_served_from_memory_ends_stale_without_a_restart(
+    stage: Stage, tmp_path: Path
+) -> None:
+    remembered_copy(tmp_path, "1", "run-1")
+    stage.registry_up = False
+    stage.aliases["champion"] = "1"
+
+    async def scenario(supervisor: Supervisor) -> None:
+        await until(lambda: supervisor.state.stale)
+        stage.registry_up = True
+        await until(lambda: not supervisor.state.stale)
+        assert stage.launched == ["1"] and supervisor.current is stage.servers[0]
+        assert not supervisor.state.troubled
+
+    stage.play(scenario)
+
+
+def test_a_version_number_registered_again_with_another_build_is_started_afresh(stage: Stage, tmp_path: Path) -> None:
+    remembered_copy(tmp_path, "1", "run-1")
+    stage.registry_up = False
+    stage.aliases["champion"] = "1"
+    stage.builds["1"] = "run-1-again"  # the model was deleted and registered again since
+
+    async def scenario(supervisor: Supervisor) -> None:
+        await until(lambda: supervisor.state.stale)
+        stage.registry_up = True
+        await until(lambda: not supervisor.state.stale)
+        assert stage.launched == ["1", "1"] and stage.sources[1] == (None, None)  # the registry's files this time
+        assert supervisor.current is stage.servers[1] and stage.servers[1].build_run_id == "run-1-again"
+
+    stage.play(scenario)
+
+
+@pytest.mark.parametrize("left", ["nothing", "no copy", "another model"])
+def test_without_the_registry_nothing_is_served_unless_a_copy_of_this_model_is_remembered(
+    stage: Stage, tmp_path: Path, left: str
+) -> None:
+    if left == "no copy":
+        remember(tmp_path, Champion(NAME, "1", f"{NAME}-1-abc", "run-1"))
+    elif left == "another model":
+        remembered_copy(tmp_path, "1", "run-1")
+        remember(tmp_path, Champion("another-model", "1", f"{NAME}-1-abc", "run-1"))
+    stage.registry_up = False
+
+    async def scenario(supervisor: Supervisor) -> None:
+        await until(lambda: supervisor.state.registry_error is not None)
+        await asyncio.sleep(0.1)
+        assert stage.launched == [] and supervisor.state.serving is None and not supervisor.state.stale
+
+    stage.play(scenario)
