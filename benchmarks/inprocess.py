@@ -1,10 +1,14 @@
-"""B1: the model's `predict` in process, for one known title (top 10), free text, and five liked films.
+"""B1: the model's `predict` in process, for one known title (top 10), free text, five liked films, and the worst case.
 
     python -m benchmarks.inprocess [--model-uri models:/movie-recommender@champion] [--n 2000]
 
 Measures the served model's own code (loaded from the registry, before anything imports this checkout's `model`).
 Two figures per query kind: `Engine.recommend` (the model's work on a typed query) and `PyFuncModel.predict` (from
 plain dicts, with the type-hint conversion MLflow wraps around `predict`, as the scoring server calls it).
+
+`worst_case`: the valid request that costs title resolution the most (see `worst_request`), timed three ways: the
+engine's title resolution alone (`Engine._resolve`), `Engine.recommend`, and `PyFuncModel.predict`;
+`target_worst_resolution_ms` is the bound its resolution must stay within.
 """
 
 from __future__ import annotations
@@ -39,6 +43,24 @@ def timed(call: Callable[[Any], object], inputs: list[Any]) -> list[float]:
     return latencies
 
 
+def worst_request(best_known: str, read_chars: int, contract: Any) -> dict[str, Any]:
+    """The valid request that costs title resolution the most: every film list at its limit, every entry a distinct
+    title that names no film. Those matched fuzzily (the first `MAX_FUZZY_TITLES`, the title included) are as long as
+    a typed title is read (`read_chars`), in English words; the others just as long, in one-letter Cyrillic words (the
+    most words to split, and every character decomposed and checked for accents, being outside ASCII). The title is
+    `best_known` with two letters swapped, so that the answer still ranks."""
+    films, fuzzy = contract.MAX_FILMS, contract.MAX_FUZZY_TITLES - 1
+
+    def unknown(i: int) -> dict[str, str]:
+        words = "the man who knew too much " if i < fuzzy else " ".join("абвгдежзиклмнопрстуфхцчшщэюя") + " "
+        return {"title": (f"{i} {words}" * read_chars)[:read_chars]}
+
+    entries = [unknown(i) for i in range(2 * films + contract.MAX_EXCLUDE)]
+    misspelled = best_known[0] + best_known[2] + best_known[1] + best_known[3:]
+    lists = {"liked": entries[:films], "disliked": entries[films : 2 * films], "exclude": entries[2 * films :]}
+    return {"title": misspelled, **lists}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-uri", default="models:/movie-recommender@champion")
@@ -68,6 +90,16 @@ def main() -> None:
         figures[f"{kind}_engine"] = summary(timed(lambda query: engine.recommend([query]), queries))
         figures[f"{kind}_pyfunc_predict"] = summary(timed(lambda row: pyfunc.predict([row]), rows))
     figures["target_title_p50_ms"] = 0.1
+    best_known = str(movies.sort_values("reviews")["title"].iloc[-1])
+    worst = worst_request(best_known, engine.films.resolver.max_chars, sys.modules["model.contract"])
+    pyfunc.predict([worst])
+    queries = [query_class.model_validate(worst)] * min(args.n, 200)
+    figures["worst_case"] = {
+        "resolution": summary(timed(engine._resolve, queries)),
+        "engine": summary(timed(lambda query: engine.recommend([query]), queries)),
+        "pyfunc_predict": summary(timed(lambda row: pyfunc.predict([row]), [worst] * len(queries))),
+    }
+    figures["target_worst_resolution_ms"] = 50
     write_result("b1_inprocess", figures)
 
 

@@ -20,6 +20,9 @@ MAX_TITLE_CHARS = 300
 MAX_QUERY_CHARS = 1000
 MAX_FILMS = 50  # liked, disliked
 MAX_EXCLUDE = 1000
+# Per query, the titles (title, then liked, disliked, exclude, in order) matched fuzzily and given suggestions when they
+# match no catalog title exactly; later ones are matched exactly only, and listed as unresolved without suggestions.
+MAX_FUZZY_TITLES = 10
 MAX_WITHIN = 10_000
 MAX_GENRES = 30  # genres, exclude_genres
 MAX_GENRE_CHARS = 50

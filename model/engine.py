@@ -22,8 +22,10 @@ from model.artifacts import read_artifacts
 from model.contract import (
     DEFAULT_SEARCH,
     DEFAULT_TOP_N,
+    FILM_LISTS,
     ID_REQUIRED,
     LIKED_AND_DISLIKED,
+    MAX_FUZZY_TITLES,
     STATUS_INVALID,
     STATUS_NOT_FOUND,
     STATUS_OK,
@@ -37,7 +39,7 @@ from model.explain import Encode, TextMatcher, because
 from model.films import Films, genre_key
 from model.neighbours import Neighbours
 from model.ranking import Ranked, Ranking, Search, rank
-from model.resolve import MAX_SUGGESTIONS
+from model.resolve import MAX_SUGGESTIONS, Resolution
 from model.schema import Query
 
 DETAIL_CAST = 30  # cast names in a film's details
@@ -158,11 +160,7 @@ class Engine:
         reason = invalid_reason(query)
         if reason:
             return _result(STATUS_INVALID, reason=reason)
-        title = self._resolve([(None, query.title, query.year)], "title") if query.title is not None else Resolved()
-        liked, disliked, excluded = (
-            self._resolve([film_parts(film) for film in getattr(query, name) or ()], name)
-            for name in ("liked", "disliked", "exclude")
-        )
+        title, liked, disliked, excluded = self._resolve(query)
         unresolved = title.unresolved + liked.unresolved + disliked.unresolved + excluded.unresolved
         positive = list(dict.fromkeys(liked.rows + title.rows))  # the title weighs most: it comes last
         text = (query.query or "").strip()
@@ -220,24 +218,33 @@ class Engine:
         shared = neighbours.shared[film, window].tolist()[:end] if neighbours.shared is not None else None
         return Ranked(rows[:end], scores, shared)
 
-    def _resolve(self, films: list[tuple[int | None, str | None, int | None]], name: str) -> Resolved:
-        """Each (id, title, year) as a catalog row (by id, else by title), or as unresolved with suggestions."""
-        resolved = Resolved()
-        resolver = self.films.resolver
-        for film_id, title, year in films:
-            if film_id is not None:
-                row, matched, score, suggestions = self.films.row(film_id), "id", 100.0, ()
-            else:
-                found = resolver.resolve(title or "", year)
-                row, matched, score, suggestions = found.position, found.matched, found.score, found.suggestions
+    def _resolve(self, query: Query) -> list[Resolved]:
+        """The films `title`, `liked`, `disliked` and `exclude` name, one `Resolved` per field in that order: each
+        (id, title, year) as a catalog row (by id, else by title), or as unresolved with suggestions. The titles are
+        resolved together: only the first `MAX_FUZZY_TITLES` that match no title exactly are matched fuzzily."""
+        named = [("title", (None, query.title, query.year))] if query.title is not None else []
+        named += [(name, film_parts(film)) for name in FILM_LISTS for film in getattr(query, name) or ()]
+        ids = [film_id for _, (film_id, _, _) in named if film_id is not None]
+        rows = self.films.find(np.asarray(ids, dtype=np.int64)).tolist() if ids else []
+        by_id = (Resolution(row if row >= 0 else None, "id", 100.0) for row in rows)  # -1: no film has the id
+        typed = [(title or "", year) for _, (film_id, title, year) in named if film_id is None]
+        by_title = iter(self.films.resolver.resolve_many(typed, MAX_FUZZY_TITLES))
+        resolved = {name: Resolved() for name in ("title", *FILM_LISTS)}
+        placed: set[tuple[str, int]] = set()  # (field, row) of the films already in their field
+        for name, (film_id, title, year) in named:
+            found = next(by_id) if film_id is not None else next(by_title)
+            row, target = found.position, resolved[name]
             if row is None:
                 given = {k: v for k, v in (("id", film_id), ("title", title), ("year", year)) if v is not None}
-                brief = [self.films.brief(p) for p in suggestions]
-                resolved.unresolved.append({"field": name, "input": given, "suggestions": brief})
-            elif row not in resolved.rows:
-                resolved.rows.append(row)
-                resolved.films.append({**self.films.records[row], "matched": matched, "match_score": round(score, 1)})
-        return resolved
+                brief = [self.films.brief(p) for p in found.suggestions]
+                target.unresolved.append({"field": name, "input": given, "suggestions": brief})
+            elif (name, row) not in placed:
+                placed.add((name, row))
+                target.rows.append(row)
+                target.films.append(
+                    {**self.films.records[row], "matched": found.matched, "match_score": round(found.score, 1)}
+                )
+        return list(resolved.values())
 
     def _filters(self, query: Query) -> tuple[np.ndarray | None, str | None]:
         """Films the filters allow (None without filters), or the reason a filter cannot be used."""

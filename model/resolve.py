@@ -6,10 +6,18 @@ Order of preference:
 2. the best fuzzy match (rapidfuzz edit-distance ratio, see `_fuzzy`) when its score reaches `FUZZY_THRESHOLD`,
    reported as fuzzy;
 3. otherwise no match, with up to `MAX_SUGGESTIONS` close titles.
+
+Bounded work. Fuzzy matching scores a title against every catalog title, so a request buys a bounded number of them:
+`resolve_many` matches fuzzily only the first `fuzzy_limit` titles that match nothing exactly (the engine passes the
+request contract's `MAX_FUZZY_TITLES`), scored together in one batch; the titles after them are matched exactly only
+and come back unmatched, without suggestions. A title longer than `max_chars` (`_LENGTH_FACTOR` times the longest
+catalog title, accents counted as characters of their own: Unicode NFKD) matches nothing, and is neither normalised
+nor scored: what reading one title costs is bounded by the catalog, not by what a client sends.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -24,12 +32,13 @@ MAX_SUGGESTIONS = 5
 _MIN_PREFIX = 4
 _MIN_FUZZY = 3  # shorter queries ("It") only ever get suggestions: one edit is half the word
 _PREFIX_WEIGHT = 0.9
+_LENGTH_FACTOR = 1.5  # a typed title longer than this many times the longest catalog title matches nothing
 
 _TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+),\s*(?P<article>the|a|an|les|la|le|l'|il|el|los|las|das|der|die)$")
 _LEADING_ARTICLE = re.compile(r"^(?:the|a|an) ")
 _TITLE_WITH_YEAR = re.compile(r"^(?P<title>.*\S)\s*\((?P<year>\d{4})\)$")
 _APOSTROPHES = re.compile(r"['’`´]")
-_NON_WORD = re.compile(r"[^\w]+")
+_WORDS = re.compile(r"[^\W_]+")  # runs of letters and digits; "_" is punctuation
 
 
 def normalize_title(title: str) -> str:
@@ -38,13 +47,13 @@ def normalize_title(title: str) -> str:
         text = title.casefold().strip()
     else:
         text = unicodedata.normalize("NFKD", title)
-        text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().strip()
-    match = _TRAILING_ARTICLE.match(text)
+        text = "".join(itertools.filterfalse(unicodedata.combining, text)).casefold().strip()
+    match = _TRAILING_ARTICLE.match(text) if "," in text else None  # the cheap test first: typed titles can be long
     if match:
         text = f"{match['article']} {match['rest']}"
     text = text.replace("&", " and ")
     text = _APOSTROPHES.sub("", text)
-    return " ".join(_NON_WORD.sub(" ", text).replace("_", " ").split())
+    return " ".join(_WORDS.findall(text))
 
 
 def title_key(title: str) -> str:
@@ -60,6 +69,9 @@ class Resolution:
     matched: str | None  # "exact" | "fuzzy" | None
     score: float
     suggestions: tuple[int, ...] = ()
+
+
+_NO_MATCH = Resolution(None, None, 0.0)
 
 
 class TitleResolver:
@@ -79,24 +91,28 @@ class TitleResolver:
             self._by_name.setdefault(name, []).append(position)
             if not _TITLE_WITH_YEAR.match(title.strip()):  # "Hamlet (1948)" is read as a title and a year
                 self._as_listed[title] = (name, key)
+        # The longest typed title read, accents counted apart; a longer one matches nothing (`_too_long`).
+        self.max_chars = int(_LENGTH_FACTOR * max((len(_decomposed(title)) for title in titles), default=0))
+        self._openings = _openings(self._keys, _MIN_PREFIX)
 
     def resolve(self, title: str, year: int | None = None) -> Resolution:
         """The film `title` (and `year`, or a year in parentheses at its end) names, or suggestions."""
-        listed = self._as_listed.get(title)
-        if listed is not None:
-            name, key = listed
-        else:
-            title, year = _split_year(title, year)
-            name = normalize_title(title)
-            key = _LEADING_ARTICLE.sub("", name)
-        exact = self._exact(name, key)
-        if exact:
-            return Resolution(self._pick(exact, year), "exact", 100.0)
-        ranked = self._fuzzy(name, key, year)
-        if ranked and ranked[0][1] >= FUZZY_THRESHOLD and len(key) >= _MIN_FUZZY:
-            return Resolution(ranked[0][0], "fuzzy", ranked[0][1])
-        suggestions = tuple(p for p, score in ranked if score >= SUGGESTION_FLOOR)[:MAX_SUGGESTIONS]
-        return Resolution(None, None, ranked[0][1] if ranked else 0.0, suggestions)
+        return self.resolve_many([(title, year)], fuzzy_limit=1)[0]
+
+    def resolve_many(self, typed: Sequence[tuple[str, int | None]], fuzzy_limit: int) -> list[Resolution]:
+        """`resolve` of each (title, year), in order, except that only the first `fuzzy_limit` titles that match no
+        title exactly are matched fuzzily (and get suggestions); the others come back unmatched, without suggestions."""
+        found: list[Resolution] = []
+        fuzzy: list[tuple[int, tuple[str, str, int | None]]] = []  # (place in `found`, the title as read)
+        for title, year in typed:
+            read = self._read(title, year)
+            match = self._exactly(*read) if read else None
+            if match is None and read and read[1] and len(fuzzy) < fuzzy_limit:  # read[1]: a key, not punctuation only
+                fuzzy.append((len(found), read))
+            found.append(match or _NO_MATCH)
+        for (i, _), match in zip(fuzzy, self._fuzzy([read for _, read in fuzzy]), strict=True):
+            found[i] = match
+        return found
 
     def search(self, text: str, limit: int) -> list[tuple[int, float]]:
         """Up to `limit` (row, score 0-100) for a title search, best first. Every film of a shared title is listed,
@@ -106,7 +122,8 @@ class TitleResolver:
         key = _LEADING_ARTICLE.sub("", name)
         if not key:
             return []
-        scores, whole = self._scores(name, key)
+        scores, whole = self._scores([name], [key])
+        scores, whole = scores[0], whole[0]
         for position in self._exact(name, key):
             scores[position] = whole[position] = 100.0
         if year is not None:  # "Hamlet (1948)": that year's film first among equals
@@ -119,6 +136,27 @@ class TitleResolver:
         """Every row whose title equals `title` up to normalisation."""
         return list(self._by_key.get(title_key(title), []))
 
+    def _read(self, title: str, year: int | None) -> tuple[str, str, int | None] | None:
+        """(normalised title, exact-match key, year) of a typed title; None for one too long to name any film."""
+        listed = self._as_listed.get(title)
+        if listed is not None:
+            return (*listed, year)
+        if self._too_long(title):
+            return None
+        title, year = _split_year(title, year)
+        name = normalize_title(title)
+        return name, _LEADING_ARTICLE.sub("", name), year
+
+    def _too_long(self, title: str) -> bool:
+        """Whether `title` is longer than `max_chars`, accents counted apart."""
+        # Decomposing never shortens a title: its length as typed decides first, and bounds the decomposing.
+        return len(title) > self.max_chars or len(_decomposed(title)) > self.max_chars
+
+    def _exactly(self, name: str, key: str, year: int | None) -> Resolution | None:
+        """The exact match of a read title, or None."""
+        exact = self._exact(name, key)
+        return Resolution(self._pick(exact, year), "exact", 100.0) if exact else None
+
     def _exact(self, name: str, key: str) -> list[int]:
         # The title as typed, article included, first: "Heat" is Heat (1995), not The Heat (2013).
         return self._by_name.get(name) or self._by_key.get(key) or []
@@ -130,30 +168,38 @@ class TitleResolver:
                 positions = same_year
         return max(positions, key=lambda p: (self._reviews[p], -p))
 
-    def _scores(self, name: str, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(score, whole-title ratio) per catalog row, 0-100.
+    def _scores(self, names: list[str], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(score, whole-title ratio) of each query (a row) against each catalog row (a column), 0-100.
 
         Score: the edit-distance ratio of query and title, or, for a query of `_MIN_PREFIX` characters or more,
         0.9 x the ratio of the query and the title's opening of the same length ("shawshank" finds "The Shawshank
         Redemption"). Partial matching the other way round (a short title inside the query) is not used: it would
         match "godfahter" to "Go". Titles are compared with and without their leading article ("teh matrix").
+        The queries are scored together: one rapidfuzz call per kind of comparison (and per query length, for
+        openings), not one per query.
         """
-        whole = np.maximum(
-            process.cdist([key], self._keys, scorer=fuzz.ratio, dtype=np.float32)[0],
-            process.cdist([name], self._names, scorer=fuzz.ratio, dtype=np.float32)[0],
-        )
-        scores = whole
-        if len(key) >= _MIN_PREFIX:
-            openings = [k[: len(key)] if len(k) > len(key) else "" for k in self._keys]
-            prefix = process.cdist([key], openings, scorer=fuzz.ratio, dtype=np.float32)[0] * _PREFIX_WEIGHT
-            scores = np.maximum(whole, prefix)
+        whole = np.maximum(_ratios(keys, self._keys), _ratios(names, self._names))
+        scores = whole.copy()
+        for length in {len(key) for key in keys} & self._openings.keys():
+            rows, openings, which = self._openings[length]
+            queries = [i for i, key in enumerate(keys) if len(key) == length]
+            prefix = _ratios([keys[i] for i in queries], openings)[:, which] * _PREFIX_WEIGHT
+            block = np.ix_(queries, rows)
+            scores[block] = np.maximum(scores[block], prefix)
         return scores.astype(np.float64), whole.astype(np.float64)
 
-    def _fuzzy(self, name: str, key: str, year: int | None) -> list[tuple[int, float]]:
-        """Candidate rows with scores, best first; one row per distinct title (its best film)."""
-        if not key:
+    def _fuzzy(self, read: list[tuple[str, str, int | None]]) -> list[Resolution]:
+        """Each (name, key, year) read from a typed title as a fuzzy match or suggestions, scored together."""
+        if not read:
             return []
-        scores, whole = self._scores(name, key)
+        scores, whole = self._scores([name for name, _, _ in read], [key for _, key, _ in read])
+        return [
+            _by_score(self._ranked(row_scores, row_whole, year), len(key))
+            for row_scores, row_whole, (_, key, year) in zip(scores, whole, read, strict=True)
+        ]
+
+    def _ranked(self, scores: np.ndarray, whole: np.ndarray, year: int | None) -> list[tuple[int, float]]:
+        """Candidate rows of one query with their scores, best first; one row per distinct title (its best film)."""
         pool = np.flatnonzero(scores >= SUGGESTION_FLOOR)
         # Ties (several sequels share an opening) go to the better-known film, then to the closest whole title.
         order = np.lexsort((-whole[pool], -self._reviews[pool], -scores[pool]))
@@ -169,9 +215,47 @@ class TitleResolver:
         return ranked
 
 
+def _by_score(ranked: list[tuple[int, float]], key_length: int) -> Resolution:
+    """The best candidate as a fuzzy match when it scores `FUZZY_THRESHOLD` or more (and the key is not too short for
+    one), else no match with the candidates as suggestions."""
+    if ranked and ranked[0][1] >= FUZZY_THRESHOLD and key_length >= _MIN_FUZZY:
+        return Resolution(ranked[0][0], "fuzzy", ranked[0][1])
+    suggestions = tuple(p for p, score in ranked if score >= SUGGESTION_FLOOR)[:MAX_SUGGESTIONS]
+    return Resolution(None, None, ranked[0][1] if ranked else 0.0, suggestions)
+
+
+def _ratios(queries: list[str], choices: list[str]) -> np.ndarray:
+    """The edit-distance ratio (0-100) of each query (a row) and each choice (a column), as float32; on every core for
+    several queries (for one, starting the threads costs more than they save)."""
+    workers = -1 if len(queries) > 1 else 1
+    return process.cdist(queries, choices, scorer=fuzz.ratio, dtype=np.float32, workers=workers)
+
+
+def _openings(keys: list[str], min_length: int) -> dict[int, tuple[np.ndarray, list[str], np.ndarray]]:
+    """For each query length from `min_length` up: the rows whose key is longer, the distinct openings of that length
+    among their keys, and each row's opening as an index into those. Built once, so that scoring a query compares it
+    with each distinct opening once ("star" opens dozens of titles) and slices no title."""
+    lengths = np.fromiter(map(len, keys), np.int64, len(keys))
+    by_length = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[by_length]
+    table: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}
+    for length in range(min_length, int(lengths.max(initial=0))):
+        rows = by_length[np.searchsorted(sorted_lengths, length, side="right") :]
+        openings = [keys[row][:length] for row in rows.tolist()]
+        distinct = {opening: i for i, opening in enumerate(dict.fromkeys(openings))}
+        table[length] = (rows, list(distinct), np.fromiter(map(distinct.__getitem__, openings), np.intp, len(rows)))
+    return table
+
+
+def _decomposed(title: str) -> str:
+    """`title` with accents and ligatures as characters of their own (Unicode NFKD)."""
+    return title if title.isascii() else unicodedata.normalize("NFKD", title)
+
+
 def _split_year(title: str, year: int | None) -> tuple[str, int | None]:
     """ "Hamlet (1948)", as film lists often write it, is title "Hamlet" and year 1948 (unless a year is given)."""
-    dated = _TITLE_WITH_YEAR.match(title.strip())
+    stripped = title.strip()
+    dated = _TITLE_WITH_YEAR.match(stripped) if stripped.endswith(")") else None  # the cheap test first
     if dated and year is None:
         return dated["title"], int(dated["year"])
     return title, year

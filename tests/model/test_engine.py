@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
+from rapidfuzz import process
 
 from model.contract import (
     DEFAULT_TOP_N,
     EMPTY_FILM_REF,
+    MAX_EXCLUDE,
+    MAX_FILMS,
+    MAX_FUZZY_TITLES,
+    MAX_TITLE_CHARS,
     NEEDS_A_QUERY,
     NO_VISIBLE_TEXT,
     TOP_N_OUT_OF_RANGE,
@@ -130,6 +136,46 @@ def test_nothing_resolving_is_unknown_title(engine: Engine) -> None:
     result = one(engine, liked=[{"title": "Hamster"}])
     assert result["status"] == "unknown_title"
     assert result["suggestions"][0]["title"] == "Hamlet" and result["unresolved"]
+
+
+def test_the_worst_valid_request_lists_every_film_it_cannot_resolve(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    comparisons: list[int] = []  # rapidfuzz's, title against title
+    cdist = process.cdist
+
+    def counted(queries: list[str], choices: list[str], **options: Any) -> np.ndarray:
+        comparisons.append(len(queries) * len(choices))
+        return cdist(queries, choices, **options)
+
+    monkeypatch.setattr(process, "cdist", counted)
+    # Every list at its limit, every entry a title no film has: close to one, or as long as a title may be.
+    longest = ["x" * MAX_TITLE_CHARS, "…" * MAX_TITLE_CHARS]
+    query = {
+        "title": "Hamster",
+        "liked": [{"title": "Hamster", "year": 1900 + i} for i in range(MAX_FILMS)],
+        "disliked": [{"title": longest[i % 2]} for i in range(MAX_FILMS)],
+        "exclude": [{"title": f"Hamster {i}"} for i in range(MAX_EXCLUDE)],
+    }
+    result = one(engine, **query)
+    assert result["status"] == "unknown_title" and result["suggestions"][0]["title"] == "Hamlet"
+    typed = [{"title": "Hamster"}, *query["liked"], *query["disliked"], *query["exclude"]]
+    assert [u["input"] for u in result["unresolved"]] == typed  # every one, in order
+    suggested = [bool(u["suggestions"]) for u in result["unresolved"]]
+    assert suggested == [True] * MAX_FUZZY_TITLES + [False] * (len(typed) - MAX_FUZZY_TITLES)
+    # The fuzzy work of MAX_FUZZY_TITLES titles at most: each compared with every title, with and without its
+    # article, and with every title's opening of its length.
+    assert 0 < sum(comparisons) <= 3 * MAX_FUZZY_TITLES * len(ROWS)
+
+
+def test_titles_past_the_fuzzy_limit_are_matched_exactly_only(engine: Engine) -> None:
+    assert one(engine, liked=[{"title": "Space Sgaa 2"}])["liked"][0]["matched"] == "fuzzy"
+    typos = [{"title": "Hamster", "year": 1900 + i} for i in range(MAX_FUZZY_TITLES - 1)]
+    liked = [{"title": "Hamlte"}, *typos, {"title": "Space Sgaa 2"}, {"title": "kitchen comedy"}, {"id": 503}]
+    result = one(engine, liked=liked, top_n=3)
+    assert [(film["id"], film["matched"]) for film in result["liked"]] == [(501, "fuzzy"), (502, "exact"), (503, "id")]
+    assert [u["input"] for u in result["unresolved"]] == [*typos, {"title": "Space Sgaa 2"}]
+    assert [bool(u["suggestions"]) for u in result["unresolved"]] == [True] * len(typos) + [False]
 
 
 def test_free_text_alone_and_with_liked(engine: Engine) -> None:

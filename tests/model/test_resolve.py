@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
-from model.resolve import MAX_SUGGESTIONS, TitleResolver, normalize_title, title_key
+from model.resolve import MAX_SUGGESTIONS, Resolution, TitleResolver, normalize_title, title_key
 
 FILMS = [
     # title, year, reviews
@@ -103,6 +105,7 @@ def test_year_that_matches_no_film_falls_back_to_the_most_reviewed(resolver: Tit
     [
         ("matirx", "The Matrix"),
         ("teh matrix", "The Matrix"),
+        ("teh matrx", "The Matrix"),
         ("godfahter", "The Godfather"),  # not "Go", although "go" opens the typo
         ("Spiderman", "Spider-Man"),
         ("shawshank", "The Shawshank Redemption"),
@@ -150,3 +153,32 @@ def test_titles_typed_as_listed_resolve_as_any_other_spelling_would() -> None:
             assert resolver.resolve(title, year) == resolver.resolve(f" {title}", year), (title, year)
     assert resolver.resolve("1984 (1956)").position == 5  # title "1984", year 1956 (no film): as it always was
     assert resolver.resolve("Hamlet").position == 3
+
+
+def test_only_the_first_titles_that_match_nothing_exactly_are_matched_fuzzily(resolver: TitleResolver) -> None:
+    typed = [("matirx", None), ("The Matrix", None), ("Hamster", None), ("godfahter", None), ("Hamlet", 1948)]
+    found = resolver.resolve_many(typed, fuzzy_limit=2)
+    titles = [(FILMS[f.position][:2] if f.position is not None else None, f.matched) for f in found]
+    assert titles == [
+        (("The Matrix", 1999), "fuzzy"),
+        (("The Matrix", 1999), "exact"),  # exact matches do not count against the limit
+        (None, None),
+        (None, None),
+        (("Hamlet", 1948), "exact"),
+    ]
+    assert found[2].suggestions  # the second fuzzy title: suggestions
+    assert found[3] == Resolution(None, None, 0.0)  # past the limit: neither a fuzzy match nor suggestions
+    assert resolver.resolve("godfahter").matched == "fuzzy"  # alone, it is within the limit
+
+
+def test_a_title_far_longer_than_any_catalog_title_matches_nothing(resolver: TitleResolver) -> None:
+    longest = max(len(title) for title, _, _ in FILMS)
+    assert resolver.max_chars > longest
+    padded = "The Matrix".ljust(resolver.max_chars, "!")
+    assert title_of(resolver, padded) == ("The Matrix", 1999, "exact")
+    assert resolver.resolve(padded + "!") == Resolution(None, None, 0.0)
+    # Accents and ligatures count as the characters they decompose into: an ellipsis is three dots.
+    assert title_of(resolver, "The Matrix…") == ("The Matrix", 1999, "exact")
+    dotted = "The Matrix" + "…" * 14
+    assert len(dotted) <= resolver.max_chars < len(unicodedata.normalize("NFKD", dotted))
+    assert resolver.resolve(dotted) == Resolution(None, None, 0.0)
