@@ -178,7 +178,19 @@ def _request_log(results: Results) -> list[list[Any]]:
     figures = _figures(results, "b6_request_log")
     if figures is None:
         return []
-    return [["B6", key.replace("_", " "), value, "–"] for key, value in _flat(figures) if not key.startswith("target")]
+    rows = []
+    for name, label in (
+        ("per_request_sqlite", "a run per request, sqlite"),
+        ("per_request_http", "a run per request, tracking server"),
+        ("grouped_http_backlog", "grouped, a backlog drained, tracking server"),
+    ):
+        f = figures[name]
+        dropped = f["lost"] + f.get("rejected", 0)
+        rows.append(["B6", f"{label}: records/s · writer CPU per run · lost + rejected",
+                     f"{f['records_per_second']} · {f['writer_cpu_ms_per_run']} ms · {dropped}", "–"])  # fmt: skip
+    keeps_up = f"per request: {_yes(figures['per_request_keeps_up'])}, grouped: {_yes(figures['grouped_keeps_up'])}"
+    rows.append(["B6", f"keeps up with B3's {figures['b3_sustained_rps']} requests/s", keeps_up, "–"])
+    return rows
 
 
 def _upstream(results: Results) -> list[list[Any]]:
