@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests import processes
-from tests.conftest import MODEL_NAME, mlflow_run
+from tests.conftest import MODEL_NAME, BuiltModel, mlflow_run
 from tests.integration.conftest import logged_titles
 
 pytestmark = pytest.mark.integration
@@ -60,8 +60,9 @@ def signed_in() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def champion(auth_server: str, signed_in: None, slice_file: Path) -> str:
-    """The version `mlflow run . -e build` registers (as champion) on the authenticated server."""
+def champion(auth_server: str, signed_in: None, slice_file: Path, built_model: BuiltModel) -> str:
+    """The version `mlflow run . -e build` registers (as champion) on the authenticated server. After the session's
+    own build (`built_model`), which must be the one that encodes: this one then finds every vector in the cache."""
     result = mlflow_run(auth_server, "build", catalog=slice_file, cache_dir=slice_file.parent / "build-cache")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return MlflowClient(auth_server).get_model_version_by_alias(MODEL_NAME, "champion").version
