@@ -8,8 +8,9 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 Process = Child
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -39,6 +41,17 @@ def base_env(**extra: str) -> dict[str, str]:
 def start(name: str, command: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Process:
     """`command` from the repository root, in a session of its own, its output in `log_dir/NAME.log`."""
     return start_child(name, command, log_dir / f"{name}.log", env=env or base_env(), cwd=REPO)
+
+
+def wait_until(condition: Callable[[], T], timeout: float, step: float = 0.25) -> T:
+    """`condition()` once it is truthy, polled every `step` seconds; its last value when `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    return condition()
 
 
 def wait_http(process: Process, url: str, timeout: float = 180.0) -> None:

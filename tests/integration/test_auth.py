@@ -8,10 +8,8 @@ embedding cache): the session's `built_model` lives on a server without authenti
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -26,18 +24,6 @@ pytestmark = pytest.mark.integration
 ADMIN = ("stack-admin", "a-long-enough-test-password")  # MLflow wants 12 characters at least
 EXPERIMENT = "auth-requests"
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
-
-T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T], timeout: float, step: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    return condition()
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +83,13 @@ def test_the_stack_signs_in_to_build_serve_and_log(
     state_dir = tmp_path_factory.mktemp("auth-gateway-state")
     process, url = start_gateway(auth_server, state_dir, state_dir)
     try:
-        ready = wait_until(lambda: httpx.get(f"{url}/ready", timeout=10).status_code == 200, 300)
+        ready = processes.wait_until(lambda: httpx.get(f"{url}/ready", timeout=10).status_code == 200, 300)
         assert ready, f"{httpx.get(f'{url}/health', timeout=10).json()}\n{process.tail()}"
         response = httpx.post(f"{url}/movies/recommendations/", json={"title": "The Matrix", "top_n": 3}, timeout=30)
         assert response.status_code == 200, response.text
         assert response.json()["model"] == {"name": MODEL_NAME, "version": champion}  # the registry was asked
         client = MlflowClient(auth_server)
-        assert wait_until(lambda: "The Matrix" in logged_titles(client, EXPERIMENT), 60), process.tail()
+        assert processes.wait_until(lambda: "The Matrix" in logged_titles(client, EXPERIMENT), 60), process.tail()
         assert httpx.get(f"{url}/health", timeout=10).json()["request_log"]["tracking_reachable"] is True
     finally:
         process.stop()
@@ -117,7 +103,9 @@ def test_a_gateway_without_credentials_is_refused_by_the_registry(
     state_dir = tmp_path_factory.mktemp("anonymous-gateway-state")
     process, url = start_gateway(auth_server, state_dir, state_dir)
     try:
-        error = wait_until(lambda: httpx.get(f"{url}/health", timeout=10).json()["supervisor"]["registry_error"], 30)
+        error = processes.wait_until(
+            lambda: httpx.get(f"{url}/health", timeout=10).json()["supervisor"]["registry_error"], 30
+        )
         assert error and "401" in error, f"{error}\n{process.tail()}"
         assert httpx.get(f"{url}/ready", timeout=10).status_code == 503  # nothing served that it could not fetch
     finally:

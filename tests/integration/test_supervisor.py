@@ -88,16 +88,6 @@ class Supervised:
         return [int(path.read_text()) for path in self.state_dir.glob("scoring-*.pid")]
 
 
-def wait_until(condition, timeout: float, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    return condition()
-
-
 def register_code_model(tracking_uri: str, code: str, directory: Path, name: str) -> str:
     """Log `code` as a models-from-code pyfunc and register it; returns the version."""
     path = directory / f"{name.lower()}.py"
@@ -147,7 +137,7 @@ def supervised(
     process, url = start_gateway(built_model, state_dir, work_dir)
     stack = Supervised(url, process, state_dir, client, versions)
     try:
-        assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
+        assert processes.wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
         yield stack
     finally:
         stack.process.stop()
@@ -170,14 +160,16 @@ def test_promotion_under_load_fails_no_request(supervised: Supervised) -> None:
     with Traffic(supervised.url, concurrency=4).in_thread() as load:
         time.sleep(1)
         moved = supervised.point("two")
-        assert wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S + 5)
+        assert processes.wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S + 5)
         time.sleep(1)
     switch_s = load.first_from[new] - moved
     assert load.statuses() == Counter({200: load.sent}), load.answers
     assert switch_s <= SWITCH_LIMIT_S, f"switched after {switch_s:.1f} s"
     assert {version for _, version in load.answers} == {supervised.versions["one"], new}
     # the old server drained and stopped: only the new one is left
-    assert wait_until(lambda: supervised.scoring_groups() != old_group and len(supervised.scoring_groups()) == 1, 30)
+    assert processes.wait_until(
+        lambda: supervised.scoring_groups() != old_group and len(supervised.scoring_groups()) == 1, 30
+    )
     assert not any(group_alive(group) for group in old_group)
     print(f"\npromotion: {load.sent} requests, 0 failed, switched in {switch_s:.1f} s")
 
@@ -187,21 +179,21 @@ def test_the_challenger_is_kept_warm_and_promoted_at_once(supervised: Supervised
     new = supervised.versions[label]
     supervised.point(label, alias="challenger")
     try:
-        assert wait_until(lambda: supervised.standby()["ready"] and supervised.standby()["version"] == new, 180), (
-            supervised.standby()
-        )
+        assert processes.wait_until(
+            lambda: supervised.standby()["ready"] and supervised.standby()["version"] == new, 180
+        ), supervised.standby()
         assert len(supervised.scoring_groups()) == 2  # the serving server and the warm one
         with Traffic(supervised.url, concurrency=4).in_thread() as load:
             time.sleep(1)
             moved = supervised.point(label)
-            assert wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S)
+            assert processes.wait_until(lambda: new in load.first_from, SWITCH_LIMIT_S)
             time.sleep(1)
         switch_s = load.first_from[new] - moved
         assert load.statuses() == Counter({200: load.sent}), load.answers
         assert switch_s <= WARM_SWITCH_LIMIT_S, f"switched to the warm standby after {switch_s:.1f} s"
         # the challenger is now the one served: no standby; the old server drained and stopped
         assert supervised.standby()["version"] is None and supervised.standby()["target_version"] == new
-        assert wait_until(lambda: len(supervised.scoring_groups()) == 1, 30)
+        assert processes.wait_until(lambda: len(supervised.scoring_groups()) == 1, 30)
         print(f"\nwarm promotion: {load.sent} requests, 0 failed, switched in {switch_s:.1f} s")
     finally:
         supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
@@ -212,12 +204,12 @@ def test_a_standby_no_longer_wanted_is_stopped_while_it_starts(supervised: Super
     serving = supervised.scoring_groups()
     supervised.point(supervised.other(), alias="challenger")
     try:
-        starting = wait_until(lambda: [pid for pid in supervised.scoring_groups() if pid not in serving], 60)
+        starting = processes.wait_until(lambda: [pid for pid in supervised.scoring_groups() if pid not in serving], 60)
         assert starting and not supervised.standby()["ready"], supervised.standby()
     finally:
         supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
-    assert wait_until(lambda: supervised.scoring_groups() == serving, 3), supervised.scoring_groups()
-    assert wait_until(lambda: not group_alive(starting[0]), 3)
+    assert processes.wait_until(lambda: supervised.scoring_groups() == serving, 3), supervised.scoring_groups()
+    assert processes.wait_until(lambda: not group_alive(starting[0]), 3)
     standby = supervised.standby()
     assert standby["version"] is None and not standby["ready"] and standby["failed_versions"] == {}, standby
 
@@ -227,14 +219,14 @@ def test_a_challenger_that_cannot_start_is_shown_and_serving_goes_on(supervised:
     bad = supervised.versions["unloadable"]
     supervised.point("unloadable", alias="challenger")
     try:
-        assert wait_until(lambda: bad in supervised.standby()["failed_versions"], 180), supervised.standby()
+        assert processes.wait_until(lambda: bad in supervised.standby()["failed_versions"], 180), supervised.standby()
         assert WHY["unloadable"] in supervised.standby()["failed_versions"][bad]
         health = supervised.health()
         assert health["status"] == "ok" and health["supervisor"]["serving_version"] == serving
         assert not supervised.standby()["ready"] and len(supervised.scoring_groups()) == 1  # it was stopped
     finally:
         supervised.client.delete_registered_model_alias(SUPERVISED, "challenger")
-    assert wait_until(lambda: supervised.standby()["target_version"] is None, 30)
+    assert processes.wait_until(lambda: supervised.standby()["target_version"] is None, 30)
 
 
 @pytest.mark.parametrize("label", ["unloadable", "failing"])
@@ -243,7 +235,7 @@ def test_a_version_that_cannot_serve_is_not_switched_to(supervised: Supervised, 
     bad = supervised.versions[label]
     with Traffic(supervised.url, concurrency=2).in_thread() as load:
         supervised.point(label)
-        failed = wait_until(lambda: bad in supervised.health()["supervisor"]["failed_versions"], 180)
+        failed = processes.wait_until(lambda: bad in supervised.health()["supervisor"]["failed_versions"], 180)
     assert failed, supervised.health()
     assert load.statuses() == Counter({200: load.sent}), load.answers
     assert {version for _, version in load.answers} == {serving}  # the old version answered throughout
@@ -253,7 +245,7 @@ def test_a_version_that_cannot_serve_is_not_switched_to(supervised: Supervised, 
     assert len(supervised.scoring_groups()) == 1  # the bad server was stopped
     # rolling back is moving the alias back: nothing to start, health is ok again
     supervised.client.set_registered_model_alias(SUPERVISED, "champion", serving)
-    assert wait_until(lambda: supervised.health()["status"] == "ok", 30), supervised.health()
+    assert processes.wait_until(lambda: supervised.health()["status"] == "ok", 30), supervised.health()
 
 
 def test_a_killed_scoring_server_is_restarted(supervised: Supervised) -> None:
@@ -263,8 +255,8 @@ def test_a_killed_scoring_server_is_restarted(supervised: Supervised) -> None:
         time.sleep(1)
         os.killpg(group, signal.SIGKILL)
         killed = time.monotonic()
-        assert wait_until(lambda: load.last_503 is not None, 10)
-        back = wait_until(lambda: load.recovered, SWITCH_LIMIT_S + 5)
+        assert processes.wait_until(lambda: load.last_503 is not None, 10)
+        back = processes.wait_until(lambda: load.recovered, SWITCH_LIMIT_S + 5)
         time.sleep(1)
     assert back, f"no answer within {SWITCH_LIMIT_S} s of the kill: {load.answers}"
     statuses = load.statuses()
@@ -289,13 +281,13 @@ def test_a_gateway_restart_corrupts_nothing(supervised: Supervised, built_model:
     # killed outright (SIGKILL): its scoring server ends with it, and the next gateway finds nothing left running
     process, url = start_gateway(built_model, supervised.state_dir, work_dir)
     supervised.process, supervised.url = process, url
-    assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
+    assert processes.wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
     [orphan] = supervised.scoring_groups()
     process.kill()
-    assert wait_until(lambda: not group_alive(orphan), 20), "the scoring server outlived its gateway"
+    assert processes.wait_until(lambda: not group_alive(orphan), 20), "the scoring server outlived its gateway"
     process, url = start_gateway(built_model, supervised.state_dir, work_dir)
     supervised.process, supervised.url = process, url
-    assert wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
+    assert processes.wait_until(lambda: httpx.get(f"{url}/ready").status_code == 200, 300), process.tail()
     assert _registry(supervised.client) == registry_before
     _assert_request_log_is_whole(supervised.client)
 

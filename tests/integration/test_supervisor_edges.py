@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,16 +135,6 @@ class Gateway:
         return {int(f.stem.split("-")[1]): int(f.read_text()) for f in self.state_dir.glob("scoring-*.pid")}
 
 
-def wait_until(condition, timeout: float, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    return condition()
-
-
 def register_tiny(client: MlflowClient, experiment_id: str, folder: Path) -> str:
     """A build of the small model by a run of its own, registered as a new version of NAME."""
     code = folder / "tiny.py"
@@ -212,14 +201,14 @@ def test_without_the_registry_the_last_champion_is_served_until_the_registry_ans
     state_dir = tmp_path / "state"
     first = start_gateway(registry, state_dir, tmp_path)
     gateways.append(first)
-    assert wait_until(first.ready, START_S), first.process.tail()
+    assert processes.wait_until(first.ready, START_S), first.process.tail()
     first.process.stop(timeout_s=60)  # it served `one`, the champion then
     registry.point("two")  # promoted while no gateway ran
     registry.stop()
     try:
         gateway = start_gateway(registry, state_dir, tmp_path)
         gateways.append(gateway)
-        assert wait_until(gateway.ready, START_S), gateway.process.tail()
+        assert processes.wait_until(gateway.ready, START_S), gateway.process.tail()
         health = gateway.health()
         assert health["status"] == "degraded" and health["model"]["version"] == registry.versions["one"]
         supervisor = health["supervisor"]
@@ -230,7 +219,7 @@ def test_without_the_registry_the_last_champion_is_served_until_the_registry_ans
     finally:
         registry.start()
     two = registry.versions["two"]
-    assert wait_until(lambda: gateway.supervisor()["serving_version"] == two, START_S), gateway.supervisor()
+    assert processes.wait_until(lambda: gateway.supervisor()["serving_version"] == two, START_S), gateway.supervisor()
     health = gateway.health()
     assert not health["supervisor"]["stale"] and health["status"] == "ok", health
     assert gateway.search().headers["x-model-version"] == two
@@ -242,10 +231,10 @@ def test_a_gateway_killed_outright_leaves_no_scoring_server(
 ) -> None:
     gateway = start_gateway(registry, tmp_path / "state", tmp_path)
     gateways.append(gateway)
-    assert wait_until(gateway.ready, START_S), gateway.process.tail()
+    assert processes.wait_until(gateway.ready, START_S), gateway.process.tail()
     [(port, group)] = gateway.scoring_groups().items()
     gateway.process.kill()
-    assert wait_until(lambda: not group_alive(group), 20), "the scoring server outlived its gateway"
+    assert processes.wait_until(lambda: not group_alive(group), 20), "the scoring server outlived its gateway"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/ping", timeout=5)
 
@@ -260,15 +249,17 @@ def test_a_restarted_gateway_takes_over_a_leftover_of_the_champion_and_stops_one
     try:
         gateway = start_gateway(registry, state_dir, tmp_path)
         gateways.append(gateway)
-        assert wait_until(gateway.ready, START_S), gateway.process.tail()
+        assert processes.wait_until(gateway.ready, START_S), gateway.process.tail()
         supervisor = gateway.supervisor()
         assert supervisor["serving_version"] == registry.versions["one"]
         assert supervisor["serving_url"] == f"http://127.0.0.1:{right[0]}"  # the leftover: no second start
-        assert wait_until(lambda: not group_alive(wrong[1].pid), 20)
+        assert processes.wait_until(lambda: not group_alive(wrong[1].pid), 20)
         assert gateway.scoring_groups() == {right[0]: right[1].pid}
         assert gateway.search().headers["x-model-version"] == registry.versions["one"]
         gateway.process.kill()  # taken over, it ends with the gateway that took it
-        assert wait_until(lambda: not group_alive(right[1].pid), 20), "the server taken over outlived its gateway"
+        assert processes.wait_until(lambda: not group_alive(right[1].pid), 20), (
+            "the server taken over outlived its gateway"
+        )
     finally:
         for _, child in (right, wrong):
             child.kill()
@@ -284,7 +275,7 @@ def test_a_stranger_answering_on_the_picked_port_is_not_taken_for_the_scoring_se
     try:
         gateway = start_gateway(registry, state_dir, tmp_path, serve_port=port)
         gateways.append(gateway)
-        assert wait_until(gateway.ready, START_S), gateway.process.tail()
+        assert processes.wait_until(gateway.ready, START_S), gateway.process.tail()
         assert httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200  # the stranger holds the port
         supervisor = gateway.supervisor()
         assert supervisor["serving_url"] != f"http://127.0.0.1:{port}", supervisor

@@ -45,18 +45,9 @@ time.sleep(600)
 """
 
 
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return bool(condition())
-
-
 def owner(tmp_path: Path, how: str) -> Child:
     process = processes.start(f"owner-{how}", [sys.executable, "-c", OWNER, str(tmp_path), how, FAMILY], tmp_path)
-    assert wait_until((tmp_path / "ready").exists, 30), process.tail()
+    assert processes.wait_until((tmp_path / "ready").exists, 30, step=0.1), process.tail()
     return process
 
 
@@ -74,7 +65,7 @@ def test_a_tethered_group_ends_with_its_owner_killed_outright_not_with_the_threa
         time.sleep(1)  # the thread that started it ended before `ready`: the tether has had that signal
         assert group_alive(group)
         process.kill()
-        assert wait_until(lambda: not group_alive(group), 15), "the group outlived its owner"
+        assert processes.wait_until(lambda: not group_alive(group), 15, step=0.1), "the group outlived its owner"
         assert f"tether: parent process {process.pid} is gone" in (tmp_path / "family.log").read_text()
     finally:
         process.kill()
@@ -99,7 +90,7 @@ def test_a_group_taken_over_is_stopped_like_one_started_here_and_ends_with_its_n
         taken = adopt(tmp_path / "scoring-1.pid", b"sleep")
         assert taken is not None and taken.pid == left.pid and taken.alive
         taken.tie()
-        assert taken.guard is not None and wait_until(lambda: taken.guard.alive, 5)  # type: ignore[union-attr]
+        assert taken.guard is not None and processes.wait_until(lambda: taken.guard.alive, 5, step=0.1)  # type: ignore[union-attr]
         taken.stop(timeout_s=5)
         assert not group_alive(left.pid) and not taken.guard.alive and not taken.alive  # type: ignore[union-attr]
         assert not (tmp_path / "scoring-1.pid").exists()
@@ -111,7 +102,9 @@ def test_a_group_taken_over_is_stopped_like_one_started_here_and_ends_with_its_n
     try:
         assert group_alive(again.pid)
         process.kill()
-        assert wait_until(lambda: not group_alive(again.pid), 15), "the group outlived its new owner"
+        assert processes.wait_until(lambda: not group_alive(again.pid), 15, step=0.1), (
+            "the group outlived its new owner"
+        )
     finally:
         again.kill()
         process.kill()
@@ -123,7 +116,7 @@ def test_a_groups_own_listening_socket_is_told_from_a_strangers(tmp_path: Path) 
     port, elsewhere, listening = processes.free_port(), processes.free_port(), tmp_path / "listening"
     server = start("listener", [sys.executable, "-c", listen, str(port), str(listening)], tmp_path / "listener.log")
     try:
-        assert wait_until(listening.exists, 10), server.tail()
+        assert processes.wait_until(listening.exists, 10, step=0.1), server.tail()
         assert not listened_elsewhere(server.pid, port)
         with socket.socket() as stranger:  # this test's process: not of the server's group
             stranger.bind(("127.0.0.1", elsewhere))
