@@ -86,7 +86,10 @@ def read_movies(path: str | Path) -> pd.DataFrame:
     movies = table.drop_columns(list(lists)).to_pandas()
     for column, values in lists.items():
         movies[column] = values
-    return movies[table.column_names]
+    movies = movies[table.column_names]
+    if "imdb_id" not in movies:  # a model built before catalogs carried IMDb ids (evaluated by this code)
+        movies["imdb_id"] = None
+    return movies
 
 
 def read_artifacts(

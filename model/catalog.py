@@ -8,6 +8,7 @@ A catalog is a DataFrame with one row per film and these columns:
 | `title`     | str            | non-empty                                                      |
 | `year`      | Int64 (nullable) | release year                                                 |
 | `genres`, `directors`, `cast`, `writers` | list[str] | possibly empty lists                            |
+| `imdb_id`   | str or None    | IMDb title id (`tt0133093`), None when unknown                 |
 | `cover_url` | str or None    | poster image, None when the catalog has none                   |
 | `reviews`   | float64        | number of critic reviews (0 when unknown): a popularity signal |
 | `rating`    | float64 or NaN | average critic rating on a 0-10 scale                          |
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 LIST_COLUMNS = ("genres", "directors", "cast", "writers")
 NUMERIC_COLUMNS = ("reviews", "rating", "metacritic", "box_office", "awards")
-COLUMNS = ("id", "title", "year", *LIST_COLUMNS, "cover_url", *NUMERIC_COLUMNS)
+COLUMNS = ("id", "title", "year", *LIST_COLUMNS, "imdb_id", "cover_url", *NUMERIC_COLUMNS)
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".db", ".sqlite")
 
 MISSING_FILE = "catalog file not found: {path}"
@@ -47,13 +48,18 @@ NO_TITLED_ROWS = "catalog {path} has no row with a non-empty title"
 DUPLICATE_IDS = "catalog {path} has {count} duplicate id(s), for example {examples}"
 BAD_IDS = "catalog {path}: column 'id' must hold whole numbers; {count} value(s) do not, for example {examples}"
 BAD_YEARS = "catalog {path}: column 'year' must hold whole numbers; {count} value(s) do not, for example {examples}"
+BAD_IMDB_IDS = (
+    "catalog {path}: column 'imdb_id' holds IMDb title ids like tt0133093; {count} value(s) are not, for example "
+    "{examples}"
+)
 BAD_NUMBERS = "catalog {path}: column {column!r} must be numeric; {count} value(s) are not, for example {examples}"
 
 _NUMBERS = re.compile(r"\d+")
+_IMDB_ID = re.compile(r"tt\d{7,}")
 _SQLITE_QUERY = """
 SELECT o.ID AS id, o.Title AS title, o.Year AS year, o.Genre AS genres, o.Director AS directors,
-       o."Cast" AS "cast", o.Writer AS writers, t.Image AS cover_url, t.Reviews AS reviews, t.Rating AS rating,
-       o.Metacritic AS metacritic, t.BoxOffice AS box_office, o.Awards AS awards
+       o."Cast" AS "cast", o.Writer AS writers, o.imdbID AS imdb_id, t.Image AS cover_url, t.Reviews AS reviews,
+       t.Rating AS rating, o.Metacritic AS metacritic, t.BoxOffice AS box_office, o.Awards AS awards
 FROM omdb AS o LEFT JOIN tomatoes AS t ON o.ID = t.ID
 ORDER BY o.ID
 """
@@ -137,6 +143,7 @@ def validate_catalog(raw: pd.DataFrame, source: str = "<memory>") -> LoadedCatal
             "title": titles[keep].tolist(),
             "year": _whole_numbers(rows, "year", source, BAD_YEARS),
             **{column: _lists(rows, column) for column in LIST_COLUMNS},
+            "imdb_id": _imdb_ids(rows, source),
             "cover_url": [_clean_text(value) or None for value in _column(rows, "cover_url")],
             "reviews": _numbers(rows, "reviews", source).fillna(0.0),
             "rating": _numbers(rows, "rating", source),
@@ -170,6 +177,7 @@ def catalog_stats(movies: pd.DataFrame) -> dict[str, float]:
         "n_without_cast": float(sum(1 for cast in movies["cast"] if not cast)),
         "n_without_directors": float(sum(1 for people in movies["directors"] if not people)),
         "n_without_writers": float(sum(1 for people in movies["writers"] if not people)),
+        "n_with_imdb_id": float(movies["imdb_id"].notna().sum()),
         "n_with_cover": float(movies["cover_url"].notna().sum()),
         "n_repeated_titles": float(movies["title"].str.casefold().duplicated(keep=False).sum()),
     }
@@ -223,6 +231,14 @@ def _ids(rows: pd.DataFrame, source: str) -> np.ndarray:
             BAD_IDS.format(path=source, count=int(missing.sum()), examples=f"empty id in rows {examples}")
         )
     return ids.to_numpy(dtype=np.int64)
+
+
+def _imdb_ids(rows: pd.DataFrame, source: str) -> list[str | None]:
+    ids = [_clean_text(value) or None for value in _column(rows, "imdb_id")]
+    bad = [value for value in ids if value is not None and not _IMDB_ID.fullmatch(value)]
+    if bad:
+        raise CatalogError(BAD_IMDB_IDS.format(path=source, count=len(bad), examples=bad[:3]))
+    return ids
 
 
 def _numbers(rows: pd.DataFrame, name: str, source: str) -> pd.Series:

@@ -19,6 +19,7 @@ from model.index import index_contents
 from model.resolve import TitleResolver
 
 RESPONSE_CAST = 10  # names per film in an answer; the stored cast is ranked best-known first
+IMDB_URL = "https://www.imdb.com/title/{imdb_id}/"
 
 
 class Films:
@@ -46,7 +47,7 @@ class Films:
         self.sets = {name: [frozenset(values) for values in lists] for name, lists in self.lists.items()}
         self.genres = genre_index(self.movies["genres"])
         self.resolver = TitleResolver(
-            self.movies["title"].tolist(), self.movies["year"].tolist(), self.movies["reviews"]
+            self.movies["title"].tolist(), self.movies["year"].tolist(), self.prior
         )
 
     def __len__(self) -> int:
@@ -84,7 +85,7 @@ class Films:
 
 def film_records(movies: pd.DataFrame) -> list[dict[str, Any]]:
     """Each film's response fields (see the gateway's `Film` schema), one dict per row."""
-    columns = ("id", "title", "year", "genres", "directors", "cast", "cover_url")
+    columns = ("id", "title", "year", "genres", "directors", "cast", "imdb_id", "cover_url")
     return [
         {
             "id": int(film_id),
@@ -93,9 +94,11 @@ def film_records(movies: pd.DataFrame) -> list[dict[str, Any]]:
             "genres": list(genres),
             "directors": list(directors),
             "cast": list(cast)[:RESPONSE_CAST],
+            "imdb_id": imdb_id if isinstance(imdb_id, str) else None,
+            "imdb_url": IMDB_URL.format(imdb_id=imdb_id) if isinstance(imdb_id, str) else None,
             "cover_url": cover if isinstance(cover, str) and cover else None,
         }
-        for film_id, title, year, genres, directors, cast, cover in zip(
+        for film_id, title, year, genres, directors, cast, imdb_id, cover in zip(
             *(movies[column].tolist() for column in columns), strict=True
         )
     ]

@@ -11,7 +11,7 @@ server; a DataFrame with the same columns also works in Python). Param `mode`:
 | `recommend` | title / liked / query, filters  | status, query, liked, disliked, unresolved, recommendations...   |
 | `search`    | `title` = search text, `top_n`  | status, results (films with match_score)                         |
 | `film`      | `id`                            | status, film (full details)                                      |
-| `info`      | ignored                         | one record: model name, build run, catalog size, weights         |
+| `info`      | ignored                         | one record: model name, build run, catalog size, genres, weights |
 
 Param `format`: `records` (default) answers each record as a JSON object; `json` answers each as one string, the
 record's JSON text, for clients that parse it themselves (the gateway): the scoring server's own JSON encoder then
@@ -71,10 +71,18 @@ class MovieRecommender(PythonModel):
         return [{"status": STATUS_INVALID, "reason": UNKNOWN_MODE} for _ in model_input]
 
     def describe(self) -> dict[str, Any]:
-        """What is being served: model name, build run, catalog size, encoder, ranking weights."""
+        """What is being served: model name, build run, catalog size, its genres (name and number of films, by
+        name), encoder, ranking weights."""
         weights = self.engine.ranking.as_dict()
         info = {key: value for key, value in self.engine.info.items() if key not in weights}
-        return {"status": STATUS_OK, **info, "ranking": weights, "n_films": len(self.engine.films)}
+        genres = sorted(self.engine.films.genres.values(), key=lambda genre: genre[0].casefold())
+        return {
+            "status": STATUS_OK,
+            **info,
+            "ranking": weights,
+            "n_films": len(self.engine.films),
+            "genres": [{"name": name, "films": int(films.sum())} for name, films in genres],
+        }
 
 
 mlflow.models.set_model(MovieRecommender())

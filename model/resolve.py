@@ -2,7 +2,7 @@
 
 Order of preference:
 1. exact match on the normalised title (case, accents, punctuation and a leading article ignored);
-   among films sharing the title, the one from the given year, else the most reviewed;
+   among films sharing the title, the one from the given year, else the best known (the notability prior);
 2. the best fuzzy match (rapidfuzz edit-distance ratio, see `_fuzzy`) when its score reaches `FUZZY_THRESHOLD`,
    reported as fuzzy;
 3. otherwise no match, with up to `MAX_SUGGESTIONS` close titles.
@@ -17,6 +17,7 @@ nor scored: what reading one title costs is bounded by the catalog, not by what 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import unicodedata
@@ -32,6 +33,8 @@ MAX_SUGGESTIONS = 5
 _MIN_PREFIX = 4
 _MIN_FUZZY = 3  # shorter queries ("It") only ever get suggestions: one edit is half the word
 _PREFIX_WEIGHT = 0.9
+_EXACT_TIER = 3  # search tiers (`TitleResolver._tiers`) from this one up are the title itself
+_LAST_CHARACTER = chr(0x10FFFF)  # sorts after every character: text + it bounds the texts that open with text
 _LENGTH_FACTOR = 1.5  # a typed title longer than this many times the longest catalog title matches nothing
 
 _TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+),\s*(?P<article>the|a|an|les|la|le|l'|il|el|los|las|das|der|die)$")
@@ -77,9 +80,11 @@ _NO_MATCH = Resolution(None, None, 0.0)
 class TitleResolver:
     """Resolves typed titles against a fixed catalog; built once per loaded model."""
 
-    def __init__(self, titles: Sequence[str], years: Sequence[int | None], reviews: Sequence[float]) -> None:
+    def __init__(self, titles: Sequence[str], years: Sequence[int | None], notability: Sequence[float]) -> None:
+        """`notability`: how well known each film is, higher better (the model's notability prior); it orders films
+        that match equally well."""
         self._years = [None if y is None or y != y else int(y) for y in years]  # y != y: NaN
-        self._reviews = np.asarray(reviews, dtype=np.float64)
+        self._notability = np.asarray(notability, dtype=np.float64)
         self._names = [normalize_title(t) for t in titles]
         self._keys = [_LEADING_ARTICLE.sub("", name) for name in self._names]
         self._by_key: dict[str, list[int]] = {}
@@ -94,6 +99,8 @@ class TitleResolver:
         # The longest typed title read, accents counted apart; a longer one matches nothing (`_too_long`).
         self.max_chars = int(_LENGTH_FACTOR * max((len(_decomposed(title)) for title in titles), default=0))
         self._openings = _openings(self._keys, _MIN_PREFIX)
+        self._names_sorted = _sorted_with_rows(self._names)
+        self._keys_sorted = _sorted_with_rows(self._keys)
 
     def resolve(self, title: str, year: int | None = None) -> Resolution:
         """The film `title` (and `year`, or a year in parentheses at its end) names, or suggestions."""
@@ -115,8 +122,10 @@ class TitleResolver:
         return found
 
     def search(self, text: str, limit: int) -> list[tuple[int, float]]:
-        """Up to `limit` (row, score 0-100) for a title search, best first. Every film of a shared title is listed,
-        the better-known first, so a user can pick among them."""
+        """Up to `limit` (row, score 0-100) for a title search (autocomplete), best first, as a person expects: the
+        title exactly as typed ("Heat": Heat before The Heat), the title up to its leading article, titles that start
+        with the text as typed, then without its article, then fuzzy matches by score. Ties go to the better-known
+        film, so every film of a shared title is listed, the better-known first, and a user can pick among them."""
         text, year = _split_year(text, None)
         name = normalize_title(text)
         key = _LEADING_ARTICLE.sub("", name)
@@ -124,13 +133,25 @@ class TitleResolver:
             return []
         scores, whole = self._scores([name], [key])
         scores, whole = scores[0], whole[0]
-        for position in self._exact(name, key):
-            scores[position] = whole[position] = 100.0
-        if year is not None:  # "Hamlet (1948)": that year's film first among equals
-            scores = scores + 0.01 * (np.asarray([y == year for y in self._years]))
-        pool = np.flatnonzero(scores >= SUGGESTION_FLOOR)
-        order = np.lexsort((-whole[pool], -self._reviews[pool], -scores[pool]))
+        tier = np.zeros(len(self._keys), dtype=np.int8)
+        for level, rows in enumerate(self._tiers(name, key), start=1):
+            tier[rows] = level
+        scores[tier >= _EXACT_TIER] = whole[tier >= _EXACT_TIER] = 100.0
+        pool = np.flatnonzero((scores >= SUGGESTION_FLOOR) | (tier > 0))
+        fuzzy = np.where(tier[pool] > 0, 0.0, scores[pool])  # within a tier of its own, only notability counts
+        same_year = np.asarray([self._years[p] == year for p in pool], dtype=np.float64) if year is not None else np.zeros(len(pool))
+        order = np.lexsort((-whole[pool], -self._notability[pool], -fuzzy, -same_year, -tier[pool]))
         return [(int(p), float(min(scores[p], 100.0))) for p in pool[order][:limit]]
+
+    def _tiers(self, name: str, key: str) -> tuple[list[int] | np.ndarray, ...]:
+        """The rows of each search tier, weakest first: key opens the title's key, name opens the title, the key
+        equals, the title equals (`_EXACT_TIER` and up are exact)."""
+        return (
+            _opening_with(self._keys_sorted, key),
+            _opening_with(self._names_sorted, name),
+            self._by_key.get(key, []),
+            self._by_name.get(name, []),
+        )
 
     def lookup(self, title: str) -> list[int]:
         """Every row whose title equals `title` up to normalisation."""
@@ -166,7 +187,7 @@ class TitleResolver:
             same_year = [p for p in positions if self._years[p] == year]
             if same_year:
                 positions = same_year
-        return max(positions, key=lambda p: (self._reviews[p], -p))
+        return max(positions, key=lambda p: (self._notability[p], -p))
 
     def _scores(self, names: list[str], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(score, whole-title ratio) of each query (a row) against each catalog row (a column), 0-100.
@@ -202,7 +223,7 @@ class TitleResolver:
         """Candidate rows of one query with their scores, best first; one row per distinct title (its best film)."""
         pool = np.flatnonzero(scores >= SUGGESTION_FLOOR)
         # Ties (several sequels share an opening) go to the better-known film, then to the closest whole title.
-        order = np.lexsort((-whole[pool], -self._reviews[pool], -scores[pool]))
+        order = np.lexsort((-whole[pool], -self._notability[pool], -scores[pool]))
         ranked: list[tuple[int, float]] = []
         seen: set[str] = set()
         for position in pool[order]:
@@ -245,6 +266,18 @@ def _openings(keys: list[str], min_length: int) -> dict[int, tuple[np.ndarray, l
         distinct = {opening: i for i, opening in enumerate(dict.fromkeys(openings))}
         table[length] = (rows, list(distinct), np.fromiter(map(distinct.__getitem__, openings), np.intp, len(rows)))
     return table
+
+
+def _sorted_with_rows(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """`texts` sorted, and the row of each: the texts that open with a given one are then one slice of it."""
+    rows = np.asarray(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.intp)
+    return [texts[row] for row in rows], rows
+
+
+def _opening_with(table: tuple[list[str], np.ndarray], opening: str) -> np.ndarray:
+    """The rows whose text opens with `opening` (equal to it included), from a `_sorted_with_rows` table."""
+    texts, rows = table
+    return rows[bisect.bisect_left(texts, opening) : bisect.bisect_left(texts, opening + _LAST_CHARACTER)]
 
 
 def _decomposed(title: str) -> str:

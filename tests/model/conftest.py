@@ -10,6 +10,7 @@ from model.explain import Encode
 from model.films import Films
 from model.index import build_index
 from model.people import people_matrix
+from model.prior import notability_prior
 from model.text import movie_texts
 from tests.conftest import hashing_vectors, tiny_catalog
 
@@ -19,11 +20,14 @@ ROWS = [
 ] + [
     {"id": 500, "title": "Hamlet", "year": 1948, "genres": "Drama", "reviews": 40, "cast": "Laurence Olivier"},
     {"id": 501, "title": "Hamlet", "year": 1996, "genres": "Drama", "reviews": 90, "cast": "Kate Winslet"},
-    {"id": 502, "title": "Kitchen Comedy", "year": 2001, "genres": "Comedy", "cover_url": "https://img/k.jpg"},
+    {"id": 502, "title": "Kitchen Comedy", "year": 2001, "genres": "Comedy", "cover_url": "https://img/k.jpg",
+     "imdb_id": "tt0000502"},
     {"id": 503, "title": "Galaxy Cook-Off", "year": 2002, "genres": "Comedy, Sci-Fi", "directors": "Ann Lee"},
     {"id": 504, "title": "Denmark Docs", "year": 1999, "genres": "Documentary, Drama", "cast": "Kate Winslet"},
 ]
 SAGA = list(range(10, 18))
+# what every film record of an answer holds
+FILM_FIELDS = {"id", "title", "year", "genres", "directors", "cast", "imdb_id", "imdb_url", "cover_url"}
 
 
 def hashing_encoder() -> Encode:
@@ -33,6 +37,7 @@ def hashing_encoder() -> Encode:
 @pytest.fixture(scope="session")
 def films() -> Films:
     movies = tiny_catalog(ROWS)
+    movies = movies.assign(prior=notability_prior(movies))  # as the build adds it
     # Vectors added in reverse order, so that index positions and catalog rows differ: ids must carry the mapping.
     vectors = hashing_vectors(movie_texts(movies))
     index = build_index(vectors[::-1].copy(), movies["id"].to_numpy()[::-1].copy())

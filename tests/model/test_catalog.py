@@ -31,6 +31,8 @@ def test_default_catalog_is_the_full_movies_db() -> None:
     assert matrix["directors"] == ["Lana Wachowski", "Lilly Wachowski"]
     assert "Keanu Reeves" in matrix["cast"]
     assert matrix["cover_url"] is None  # movies.db has no images
+    assert matrix["imdb_id"] == "tt0133093"
+    assert movies["imdb_id"].notna().all()
     assert matrix["reviews"] > 100
 
 
@@ -83,6 +85,7 @@ def test_empty_titles_are_skipped_and_counted(tmp_path: Path) -> None:
         ("id,title\nx1,Alien\n", "'id' must hold whole numbers"),
         ("id,title\n1,\n2,\n", "no row with a non-empty title"),
         ("title,reviews\nAlien,many\n", "'reviews' must be numeric"),
+        ("title,imdb_id\nAlien,0078748\nAliens,tt0090605\n", "'imdb_id' holds IMDb title ids"),
     ],
 )
 def test_bad_values_are_errors_not_silent_drops(tmp_path: Path, csv: str, message: str) -> None:

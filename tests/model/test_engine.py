@@ -26,7 +26,7 @@ from model.engine import WARM_UP_ENV, Engine
 from model.films import Films
 from model.schema import Query
 from tests.conftest import hashing_vectors
-from tests.model.conftest import ROWS, SAGA, vector_of
+from tests.model.conftest import FILM_FIELDS, ROWS, SAGA, vector_of
 
 
 def one(engine: Engine, **query: object) -> dict:
@@ -56,9 +56,11 @@ def test_top_n_larger_than_the_catalog_returns_every_other_film(engine: Engine) 
 
 def test_recommendations_carry_the_contract_fields(engine: Engine) -> None:
     film = one(engine, title="Kitchen Comedy", top_n=10)["recommendations"][0]
-    assert set(film) == {"id", "title", "year", "genres", "directors", "cast", "cover_url", "score", "because"}
-    comedy = one(engine, title="Hamlet", top_n=20)["recommendations"]
-    assert next(f for f in comedy if f["id"] == 502)["cover_url"] == "https://img/k.jpg"
+    assert set(film) == {*FILM_FIELDS, "score", "because"}
+    assert film["imdb_id"] is None and film["imdb_url"] is None  # this one's catalog row has no IMDb id
+    comedy = next(f for f in one(engine, title="Hamlet", top_n=20)["recommendations"] if f["id"] == 502)
+    assert comedy["cover_url"] == "https://img/k.jpg"
+    assert comedy["imdb_id"] == "tt0000502" and comedy["imdb_url"] == "https://www.imdb.com/title/tt0000502/"
 
 
 def test_year_picks_among_shared_titles(engine: Engine) -> None:

@@ -7,7 +7,7 @@ import pytest
 from model.resolve import MAX_SUGGESTIONS, Resolution, TitleResolver, normalize_title, title_key
 
 FILMS = [
-    # title, year, reviews
+    # title, year, notability
     ("Hamlet", 1948, 49),
     ("Hamlet", 1996, 56),
     ("Hamlet", 2000, 93),
@@ -182,3 +182,30 @@ def test_a_title_far_longer_than_any_catalog_title_matches_nothing(resolver: Tit
     dotted = "The Matrix" + "…" * 14
     assert len(dotted) <= resolver.max_chars < len(unicodedata.normalize("NFKD", dotted))
     assert resolver.resolve(dotted) == Resolution(None, None, 0.0)
+
+
+def searched(resolver: TitleResolver, text: str) -> list[tuple[str, int]]:
+    return [FILMS[row][:2] for row, _ in resolver.search(text, 10)]
+
+
+def test_search_lists_the_title_as_typed_first(resolver: TitleResolver) -> None:
+    # The Heat is the better known, but "Heat" is what was typed; and the other way round
+    assert searched(resolver, "Heat")[:2] == [("Heat", 1995), ("The Heat", 2013)]
+    assert searched(resolver, "the heat")[:2] == [("The Heat", 2013), ("Heat", 1995)]
+
+
+def test_search_lists_exact_titles_then_prefixes_then_fuzzy_matches(resolver: TitleResolver) -> None:
+    # the three Hamlets (best known first), then the better-known Hamlet 2, which only opens with the text
+    assert searched(resolver, "hamlet")[:4] == [
+        ("Hamlet", 2000),
+        ("Hamlet", 1996),
+        ("Hamlet", 1948),
+        ("Hamlet 2", 2008),
+    ]
+    # "Go" is the closest whole title to "the god" (article dropped), but the Godfathers open with it
+    assert searched(resolver, "the god")[:3] == [("The Godfather", 1972), ("The Godfather Part II", 1974), ("Go", 1999)]
+    assert searched(resolver, "matrx")[0] == ("The Matrix", 1999)
+
+
+def test_search_orders_films_sharing_a_title_by_the_year_given(resolver: TitleResolver) -> None:
+    assert searched(resolver, "Hamlet (1948)")[0] == ("Hamlet", 1948)

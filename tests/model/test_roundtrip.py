@@ -18,6 +18,7 @@ import yaml
 from model.contract import UNKNOWN_FORMAT
 from model.schema import EXAMPLE_PARAMS, Query
 from tests.conftest import BuiltModel
+from tests.model.conftest import FILM_FIELDS
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +58,9 @@ def test_the_query_film_is_never_its_own_result(champion: mlflow.pyfunc.PyFuncMo
 
 def test_recommendation_fields(champion: mlflow.pyfunc.PyFuncModel) -> None:
     film = recommend(champion, title="The Matrix")["recommendations"][0]
-    assert set(film) == {"id", "title", "year", "genres", "directors", "cast", "cover_url", "score", "because"}
-    assert film["cover_url"] is None and 0 < film["score"] <= 1
+    assert set(film) == {*FILM_FIELDS, "score", "because"}
+    assert film["cover_url"] is None and 0 < film["score"] <= 1  # movies.db has no images
+    assert film["imdb_url"] == f"https://www.imdb.com/title/{film['imdb_id']}/"
 
 
 def test_batch_of_rows_and_dataframe_input(champion: mlflow.pyfunc.PyFuncModel) -> None:
@@ -101,6 +103,8 @@ def test_info_mode_names_the_build(champion: mlflow.pyfunc.PyFuncModel, built_mo
     assert info["model_name"] == built_model.name
     assert info["build_run_id"] == built_model.run_id
     assert info["n_films"] == 500 and info["ranking"]["prior_weight"] == 0.025
+    genres = {genre["name"]: genre["films"] for genre in info["genres"]}
+    assert {"Drama", "Sci-Fi", "Crime"} <= set(genres) and 0 < genres["Sci-Fi"] < genres["Drama"] < 500
 
 
 def test_logged_model_metadata(champion: mlflow.pyfunc.PyFuncModel, local_model: Path) -> None:
