@@ -46,9 +46,7 @@ class Films:
         self.lists = {name: self.movies[name].tolist() for name in EXPLAINED_FIELDS}
         self.sets = {name: [frozenset(values) for values in lists] for name, lists in self.lists.items()}
         self.genres = genre_index(self.movies["genres"])
-        self.resolver = TitleResolver(
-            self.movies["title"].tolist(), self.movies["year"].tolist(), self.prior
-        )
+        self.resolver = TitleResolver(self.movies["title"].tolist(), self.movies["year"].tolist(), self.prior)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -139,7 +139,7 @@ class TitleResolver:
         scores[tier >= _EXACT_TIER] = whole[tier >= _EXACT_TIER] = 100.0
         pool = np.flatnonzero((scores >= SUGGESTION_FLOOR) | (tier > 0))
         fuzzy = np.where(tier[pool] > 0, 0.0, scores[pool])  # within a tier of its own, only notability counts
-        same_year = np.asarray([self._years[p] == year for p in pool], dtype=np.float64) if year is not None else np.zeros(len(pool))
+        same_year = np.asarray([year is not None and self._years[p] == year for p in pool], dtype=np.float64)
         order = np.lexsort((-whole[pool], -self._notability[pool], -fuzzy, -same_year, -tier[pool]))
         return [(int(p), float(min(scores[p], 100.0))) for p in pool[order][:limit]]
 

@@ -20,8 +20,14 @@ ROWS = [
 ] + [
     {"id": 500, "title": "Hamlet", "year": 1948, "genres": "Drama", "reviews": 40, "cast": "Laurence Olivier"},
     {"id": 501, "title": "Hamlet", "year": 1996, "genres": "Drama", "reviews": 90, "cast": "Kate Winslet"},
-    {"id": 502, "title": "Kitchen Comedy", "year": 2001, "genres": "Comedy", "cover_url": "https://img/k.jpg",
-     "imdb_id": "tt0000502"},
+    {
+        "id": 502,
+        "title": "Kitchen Comedy",
+        "year": 2001,
+        "genres": "Comedy",
+        "cover_url": "https://img/k.jpg",
+        "imdb_id": "tt0000502",
+    },
     {"id": 503, "title": "Galaxy Cook-Off", "year": 2002, "genres": "Comedy, Sci-Fi", "directors": "Ann Lee"},
     {"id": 504, "title": "Denmark Docs", "year": 1999, "genres": "Documentary, Drama", "cast": "Kate Winslet"},
 ]
