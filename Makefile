@@ -43,7 +43,7 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # waited for and stopped by supervisor/processes.py, as the gateway's supervisor and the tests do.
 PROCESS := $(BIN)/python -m supervisor.processes
 
-.PHONY: help venv up down build evaluate promote test test-fast lint bench docs soak faults
+.PHONY: help venv up down build evaluate promote test test-fast chromium lint bench docs soak faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -142,9 +142,18 @@ faults: venv ## promotion, rollback and a killed scoring server under load (TO=a
 	$(BIN)/python -m benchmarks.faults --to $(TO) --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI) \
 	  --model-name $(MODEL_NAME) --state-dir $(RUN)
 
-test: venv ## run every test, integration included (what CI runs)
+test: venv chromium ## run every test, integration included (what CI runs)
 	$(BIN)/python -m benchmarks.report --check  # docs/ figures are those of the reference results
 	$(BIN)/python -m pytest
+
+# The page's tests drive Debian's Chromium (Playwright's own browser download cannot work here). Installed when
+# missing and run as root, as CI is; otherwise those tests fail, saying what to install.
+chromium:
+	command -v chromium > /dev/null && exit 0
+	if [[ $$(id -u) -ne 0 ]]; then echo "Chromium is missing: the page's tests will fail (as root: apt-get install chromium)"; exit 0; fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends chromium fonts-liberation \
+	  || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-liberation; }
 
 test-fast: venv ## the tests that start no process and no `mlflow run` (while editing)
 	$(BIN)/python -m pytest -m "not integration and not slow"

@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
+from gateway.covers import Covers
 from gateway.deps import require_api_key
 from gateway.errors import BodyLimit, install_error_handlers
 from gateway.request_log import RequestLogger
-from gateway.routes import movies, router
+from gateway.routes import STATIC, movies, router
 from gateway.scoring import ScoringClient
 from gateway.settings import Settings
 from supervisor.settings import SupervisorSettings
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, supervisor_settings: Supervisor
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_mlflow_client(settings)
         app.state.settings = settings
+        app.state.covers = Covers(settings.cover_url_template)
         app.state.supervisor = _supervisor(settings, supervisor_settings)
         app.state.scoring = _scoring(settings, app.state.supervisor)
         app.state.request_log = _request_log(settings)
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None, supervisor_settings: Supervisor
     # the X-API-Key header is checked, and documented, only where a key is set
     app.include_router(movies, dependencies=[Depends(require_api_key)] if settings.api_key is not None else [])
     app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # closed unless configured
         app.add_middleware(

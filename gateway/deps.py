@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from gateway.covers import Covers
 from gateway.errors import Unauthorized
 from gateway.request_log import RequestLogger
 from gateway.scoring import ScoringClient
@@ -16,6 +17,10 @@ from supervisor.supervisor import Supervisor
 # `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per dependency per request.
 async def get_scoring(request: Request) -> ScoringClient:
     return request.app.state.scoring
+
+
+async def get_covers(request: Request) -> Covers:
+    return request.app.state.covers
 
 
 async def get_request_log(request: Request) -> RequestLogger:
@@ -40,5 +45,6 @@ async def require_api_key(
 
 
 ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
+CoversDep = Annotated[Covers, Depends(get_covers)]
 RequestLogDep = Annotated[RequestLogger, Depends(get_request_log)]
 SupervisorDep = Annotated[Supervisor | None, Depends(get_supervisor)]

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import FileResponse
 
-from gateway.deps import RequestLogDep, ScoringDep, SupervisorDep
+from gateway.covers import draw_cover, etag
+from gateway.deps import CoversDep, RequestLogDep, ScoringDep, SupervisorDep
 from gateway.errors import FilmNotFound, GatewayError, InvalidQuery, NotReady, UnknownTitle, model_headers
 from gateway.request_log import RequestRecord
 from gateway.schemas import (
     ErrorResponse,
     FilmDetails,
+    GenresResponse,
     HealthResponse,
     ReadyResponse,
     RecommendationRequest,
@@ -26,6 +30,16 @@ from gateway.schemas import (
 )
 from gateway.scoring import ModelIdentity
 from model.contract import DEFAULT_SEARCH, MAX_ID, MAX_SEARCH, MAX_TITLE_CHARS, search_reason
+
+STATIC = pathlib.Path(__file__).parent / "static"  # the page: plain HTML, CSS and JavaScript, no build step
+
+COVER_CACHE = "public, max-age=86400"  # a day: a cover changes only when a new model version renames its film
+# The page loads nothing but its own files and the API's answers; covers may come from a template's image host.
+PAGE_POLICY = (
+    "default-src 'self'; img-src * data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+FilmId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 router = APIRouter()
 movies = APIRouter()  # /movies/*: create_app adds the X-API-Key check when GATEWAY_API_KEY is set
@@ -46,7 +60,7 @@ _UPSTREAM: dict[int | str, dict[str, Any]] = {
     responses={404: {"model": ErrorResponse, "description": "No query film matches; see `suggestions`."}, **_UPSTREAM},
 )
 async def recommend(
-    request: RecommendationRequest, scoring: ScoringDep, request_log: RequestLogDep, http: Request
+    request: RecommendationRequest, scoring: ScoringDep, request_log: RequestLogDep, covers: CoversDep, http: Request
 ) -> Response:
     """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging.
 
@@ -57,6 +71,7 @@ async def recommend(
         result, served = await scoring.recommend(request)
         http.state.served = served
         body = shape_response(result, served)
+        covers.fill(answered_films(body), str(http.base_url))
     except GatewayError as error:
         request_log.submit(_record(request, started, error.code, error.status_code, 0, served))
         raise
@@ -88,20 +103,69 @@ async def search(
     return SearchResponse(results=_ok(result)["results"], model=_served(served))
 
 
+@movies.get("/movies/genres", response_model=GenresResponse, responses=_UPSTREAM)
+async def genres(scoring: ScoringDep, http: Request, response: Response) -> GenresResponse:
+    """Every genre of the served catalog with its number of films: the names `genres` filters take."""
+    result, served = await scoring.info()
+    _answered_by(http, response, served)
+    return GenresResponse(genres=_ok(result).get("genres") or [], model=_served(served))
+
+
 @movies.get(
     "/movies/{film_id}",
     response_model=FilmDetails,
     responses={404: {"model": ErrorResponse, "description": "No film has this id."}, **_UPSTREAM},
 )
 async def film(
-    scoring: ScoringDep, http: Request, response: Response, film_id: Annotated[int, Path(ge=0, le=MAX_ID)]
+    scoring: ScoringDep, covers: CoversDep, http: Request, response: Response, film_id: FilmId
 ) -> FilmDetails:
     """One film's details."""
+    details = await _film(scoring, http, film_id)
+    _answered_by(http, response, http.state.served)
+    covers.fill([details], str(http.base_url))
+    return FilmDetails(**details)
+
+
+@router.get(
+    "/movies/{film_id}/cover.svg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "An SVG poster, 200 x 300."},
+        304: {"description": "The cover named by If-None-Match has not changed."},
+        404: {"model": ErrorResponse, "description": "No film has this id."},
+        **_UPSTREAM,
+    },
+)
+async def cover(
+    scoring: ScoringDep,
+    http: Request,
+    film_id: FilmId,
+    if_none_match: Annotated[str | None, Header(description="an ETag of this cover the client holds")] = None,
+) -> Response:
+    """The gateway's cover of a film: title, year and director on a colour of its genres. Open without the API key,
+    like the page: an `<img>` sends no headers."""
+    svg = draw_cover(await _film(scoring, http, film_id))
+    tag = etag(svg)
+    headers = {"ETag": tag, "Cache-Control": COVER_CACHE, "Content-Security-Policy": "default-src 'none'"}
+    headers.update(model_headers(http.state.served))
+    if if_none_match is not None and (if_none_match.strip() == "*" or tag in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(svg, media_type="image/svg+xml", headers=headers)
+
+
+async def _film(scoring: ScoringDep, http: Request, film_id: int) -> dict[str, Any]:
+    """One film's record, from the served model; FilmNotFound when no film has this id."""
     result, served = await scoring.film(film_id)
-    _answered_by(http, response, served)
+    http.state.served = served
     if result.get("status") == "not_found":
         raise FilmNotFound()
-    return FilmDetails(**_ok(result)["film"])
+    return _ok(result)["film"]
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """The page: search, recommendations as cards, filters (gateway/static/)."""
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers={"Content-Security-Policy": PAGE_POLICY})
 
 
 @router.get("/health", response_model=HealthResponse)
@@ -155,6 +219,12 @@ def shape_response(result: dict[str, Any], identity: ModelIdentity) -> dict[str,
         "top_n": result.get("top_n", len(result["recommendations"])),
         "model": {"name": identity.name, "version": identity.version},
     }
+
+
+def answered_films(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every film record of a recommendation response: the query film, liked, disliked, recommendations."""
+    query = [body["query"]] if body.get("query") else []
+    return query + body["liked"] + body["disliked"] + body["recommendations"]
 
 
 def _ok(result: dict[str, Any]) -> dict[str, Any]:

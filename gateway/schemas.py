@@ -154,7 +154,12 @@ class Film(BaseModel):
     genres: list[str]
     directors: list[str]
     cast: list[str] = Field(description="best-known names first, at most 10")
-    cover_url: str | None = Field(description="poster image; null when the catalog has none")
+    imdb_id: str | None = Field(None, description="IMDb title id, null when the catalog has none")
+    imdb_url: str | None = Field(None, description="the film's IMDb page, null without an IMDb id")
+    cover_url: str = Field(
+        description="poster image: the catalog's own, else GATEWAY_COVER_URL_TEMPLATE's, else the gateway's "
+        "generated cover (/movies/{id}/cover.svg)"
+    )
 
 
 class TextMatch(BaseModel):
@@ -217,6 +222,16 @@ class SearchResult(Suggestion):
 
 class SearchResponse(BaseModel):
     results: list[SearchResult]
+    model: ServedModel
+
+
+class GenreCount(BaseModel):
+    name: str = Field(description="as the catalog spells it, and as `genres` filters take it")
+    films: int = Field(description="films of the catalog with this genre")
+
+
+class GenresResponse(BaseModel):
+    genres: list[GenreCount] = Field(description="every genre of the served catalog, by name")
     model: ServedModel
 
 

@@ -104,6 +104,10 @@ class ScoringClient:
         """One film's details: status (ok or not_found), film."""
         return await self._one({"id": film_id}, "film")
 
+    async def info(self) -> Scored:
+        """What the served model says of itself: model name, build run, catalog size, genres, ranking weights."""
+        return await self._one({}, "info")
+
     async def _one(self, row: dict[str, Any], mode: str) -> Scored:
         backend = self.backend
         record = await invoke_one(backend, row, mode)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.covers import template_fields
 
 
 class Settings(BaseSettings):
@@ -48,6 +50,14 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="when set, /movies/* require it in the X-API-Key header")
     cors_origins: list[str] = Field([], description="browser origins allowed to call the API (none by default)")
 
+    cover_url_template: str | None = Field(
+        None,
+        description="cover of a film the catalog has no image for: a URL with {imdb_id}, {id}, {title} or {year} "
+        "filled in (URL-encoded); a film lacking one of them, or every film when unset, gets the gateway's generated "
+        "cover, /movies/{id}/cover.svg",
+        examples=["https://posters.example.com/{imdb_id}.jpg?key=YOUR_KEY"],
+    )
+
     supervise: bool = Field(
         False,
         description="run the supervisor in this process (set by `python -m gateway serve`); it reads its own "
@@ -60,3 +70,10 @@ class Settings(BaseSettings):
         description="uvicorn's line per request, in the gateway's log and in the scoring servers' it starts "
         "(the MLflow request log has every request)",
     )
+
+    @field_validator("cover_url_template")
+    @classmethod
+    def _names_known_placeholders(cls, template: str | None) -> str | None:
+        if template:
+            template_fields(template)  # raises, naming what is wrong
+        return template or None

@@ -13,11 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FILM = {"id": 7, "title": "Heat", "year": 1995, "genres": ["Crime"], "directors": ["Michael Mann"],
-        "cast": ["Al Pacino"], "cover_url": None}  # fmt: skip
-RECOMMENDATION = {**FILM, "id": 8, "title": "Ronin", "year": 1998, "score": 0.9,
+        "cast": ["Al Pacino"], "imdb_id": "tt0113277", "imdb_url": "https://www.imdb.com/title/tt0113277/",
+        "cover_url": None}  # fmt: skip
+RECOMMENDATION = {**FILM, "id": 8, "title": "Ronin", "year": 1998, "score": 0.9, "imdb_id": None, "imdb_url": None,
+                  "cover_url": "https://img.example/ronin.jpg",
                   "because": {"genres": ["Crime"], "directors": [], "cast": [], "writers": []}}  # fmt: skip
 OK = {
-    "info": {"status": "ok", "model_name": "movie-recommender", "build_run_id": "run-1", "n_films": 2},
+    "info": {"status": "ok", "model_name": "movie-recommender", "build_run_id": "run-1", "n_films": 2,
+             "genres": [{"name": "Crime", "films": 2}, {"name": "Drama", "films": 1}]},
     "recommend": {"status": "ok", "reason": None, "query": {**FILM, "matched": "exact", "match_score": 100.0},
                   "recommendations": [RECOMMENDATION], "offset": 0, "top_n": 1},
     "search": {"status": "ok", "results": [{"id": 7, "title": "Heat", "year": 1995, "genres": [], "match_score": 100}]},

@@ -99,3 +99,13 @@ def test_ready_waits_for_a_scoring_server(client: TestClient, stub: Stub) -> Non
     client.app.state.scoring.switch("http://127.0.0.1:9", "movie-recommender", "8", None)  # nothing listens there
     assert (client.get("/ready").status_code, client.get("/ready").json()["code"]) == (503, "not_ready")
     assert OK["info"]["model_name"] == "movie-recommender"
+
+
+def test_the_page_and_its_files_are_served_by_the_gateway(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]  # the browser loads nothing from elsewhere
+    for asset, kind in [("/static/app.js", "javascript"), ("/static/style.css", "text/css")]:
+        response = client.get(asset)
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+        assert asset in page.text

@@ -50,11 +50,23 @@ def test_the_readme_request(gateway: str, built_model: BuiltModel) -> None:
     films = body["recommendations"]
     assert len(films) == 5
     for film in films:
-        assert {"id", "title", "year", "genres", "directors", "cast", "cover_url", "score"} <= set(film)
-        assert film["cover_url"] is None
+        assert {"id", "title", "year", "genres", "directors", "cast", "imdb_url", "cover_url", "score"} <= set(film)
+        assert film["cover_url"] == f"{gateway}/movies/{film['id']}/cover.svg"  # movies.db has no images
+    assert body["query"]["imdb_url"] == "https://www.imdb.com/title/tt0133093/"
     assert {"The Matrix Reloaded", "The Matrix Revolutions"} <= {film["title"] for film in films}
     assert body["model"] == {"name": built_model.name, "version": built_model.version}
     RecommendationResponse.model_validate(body)  # the gateway passes model records through: they fit the schema
+
+
+def test_covers_and_genres_of_the_served_model(gateway: str) -> None:
+    matrix = recommend(gateway, {"title": "The Matrix", "top_n": 1}).json()["query"]
+    cover = httpx.get(matrix["cover_url"], timeout=30)
+    assert cover.status_code == 200 and cover.headers["content-type"] == "image/svg+xml"
+    assert "The Matrix" in cover.text and "1999" in cover.text and "Lana Wachowski" in cover.text
+    genres = httpx.get(f"{gateway}/movies/genres", timeout=30).json()["genres"]
+    names = [genre["name"] for genre in genres]
+    assert {"Sci-Fi", "Drama", "Crime"} <= set(names) and names == sorted(names, key=str.casefold)
+    assert all(0 < genre["films"] <= 500 for genre in genres)  # the 500-film slice
 
 
 def test_fuzzy_and_year(gateway: str) -> None:
