@@ -90,7 +90,8 @@ def test_the_stack_signs_in_to_build_serve_and_log(
         assert response.json()["model"] == {"name": MODEL_NAME, "version": champion}  # the registry was asked
         client = MlflowClient(auth_server)
         assert processes.wait_until(lambda: "The Matrix" in logged_titles(client, EXPERIMENT), 60), process.tail()
-        assert httpx.get(f"{url}/health", timeout=10).json()["request_log"]["tracking_reachable"] is True
+        # the writer marks tracking reachable just after its write returns: waited for
+        assert processes.wait_until(lambda: request_log_state(url)["tracking_reachable"], 10) is True
     finally:
         process.stop()
 
@@ -110,3 +111,7 @@ def test_a_gateway_without_credentials_is_refused_by_the_registry(
         assert httpx.get(f"{url}/ready", timeout=10).status_code == 503  # nothing served that it could not fetch
     finally:
         process.stop()
+
+
+def request_log_state(gateway: str) -> dict:
+    return httpx.get(f"{gateway}/health", timeout=10).json()["request_log"]

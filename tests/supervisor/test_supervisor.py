@@ -185,12 +185,13 @@ def remembered_copy(state_dir: Path, version: str, build_run_id: str) -> Path:
 
 def test_each_version_switched_to_is_remembered_as_champion(stage: Stage, tmp_path: Path) -> None:
     async def scenario(supervisor: Supervisor) -> None:
+        # remembered right after the switch, off the event loop: waited for
         stage.aliases["champion"] = "1"
-        await until(lambda: supervisor.state.serving == "1")
-        assert recall(tmp_path, NAME) == Champion(NAME, "1", f"{NAME}-1", "run-1")
+        await until(lambda: recall(tmp_path, NAME) == Champion(NAME, "1", f"{NAME}-1", "run-1"))
+        assert supervisor.state.serving == "1"
         stage.aliases["champion"] = "2"
-        await until(lambda: supervisor.state.serving == "2")
-        assert recall(tmp_path, NAME) == Champion(NAME, "2", f"{NAME}-2", "run-2")
+        await until(lambda: recall(tmp_path, NAME) == Champion(NAME, "2", f"{NAME}-2", "run-2"))
+        assert supervisor.state.serving == "2"
         assert not supervisor.state.stale
 
     stage.play(scenario)
