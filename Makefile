@@ -20,6 +20,13 @@ endif
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
 GATEWAY_PORT ?= 8000
+# The tracking server's stores: runs and the registry in MLFLOW_BACKEND_STORE_URI (sqlite here; a team's PostgreSQL:
+# postgresql://USER@HOST:5432/DATABASE), model files under MLFLOW_ARTIFACTS_DESTINATION (a folder, or an object store
+# such as s3://BUCKET/PATH), which the server proxies: no other process needs storage credentials. Both reach
+# `mlflow server` through its environment, never a command line; keep the database password out of the URI too
+# (libpq reads PGPASSWORD or ~/.pgpass). docs/serving.md: "A team's tracking server on PostgreSQL".
+MLFLOW_BACKEND_STORE_URI ?= sqlite:///mlflow.db
+MLFLOW_ARTIFACTS_DESTINATION ?= ./mlartifacts
 # MLFLOW_AUTH=true: the tracking server runs MLflow's basic-auth app. Every process of the stack (the pipelines, the
 # gateway's request log, its supervisor) signs in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, which
 # MLflow's client reads from the environment; on its first start the tracking server creates that user as its admin.
@@ -43,7 +50,7 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # waited for and stopped by supervisor/processes.py, as the gateway's supervisor and the tests do.
 PROCESS := $(BIN)/python -m supervisor.processes
 
-.PHONY: help venv up down build evaluate promote test test-fast chromium lint bench docs soak faults
+.PHONY: help venv up down build evaluate promote test test-fast chromium postgresql lint bench docs soak faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,8 +66,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt Makefile
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps recbole==$(RECBOLE_VERSION)
 	touch $@
 
+up: export MLFLOW_BACKEND_STORE_URI := $(MLFLOW_BACKEND_STORE_URI)
+up: export MLFLOW_ARTIFACTS_DESTINATION := $(MLFLOW_ARTIFACTS_DESTINATION)
 up: venv ## start MLflow, build the model if there is no champion, serve it, start the gateway
-	(  # the auth settings reach the tracking server only (exported, never on a command line)
+	(  # the stores and the auth settings reach the tracking server only (exported, never on a command line)
 	  app=()
 	  if [[ "$(MLFLOW_AUTH)" == true ]]; then
 	    : "$${MLFLOW_TRACKING_USERNAME:?MLFLOW_AUTH=true: export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD}"
@@ -70,9 +79,9 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 	    export MLFLOW_FLASK_SERVER_SECRET_KEY="$${MLFLOW_FLASK_SERVER_SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')}"
 	    app=(--app-name basic-auth)
 	  fi
-	  $(PROCESS) start mlflow $(RUN) -- $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db \
-	    --artifacts-destination ./mlartifacts --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers 1 "$${app[@]}"
+	  $(PROCESS) start mlflow $(RUN) -- $(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers 1 "$${app[@]}"
 	)
+	unset MLFLOW_BACKEND_STORE_URI MLFLOW_ARTIFACTS_DESTINATION  # everything else finds MLflow by its URI alone
 	$(PROCESS) wait mlflow $(RUN) $(TRACKING_URI)/health
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
 	status=0; version=$$($(BIN)/python -m pipelines.registry champion --model-name $(MODEL_NAME)) || status=$$?
@@ -142,7 +151,7 @@ faults: venv ## promotion, rollback and a killed scoring server under load (TO=a
 	$(BIN)/python -m benchmarks.faults --to $(TO) --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI) \
 	  --model-name $(MODEL_NAME) --state-dir $(RUN)
 
-test: venv chromium ## run every test, integration included (what CI runs)
+test: venv chromium postgresql ## run every test, integration included (what CI runs)
 	$(BIN)/python -m benchmarks.report --check  # docs/ figures are those of the reference results
 	$(BIN)/python -m pytest
 
@@ -154,6 +163,17 @@ chromium:
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get install -y -q --no-install-recommends chromium fonts-liberation \
 	  || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-liberation; }
+
+# The tracking server's tests on PostgreSQL start a throwaway cluster with initdb and pg_ctl (Debian's `postgresql`,
+# which puts them in /usr/lib/postgresql/*/bin). Installed when missing and run as root, as CI is; otherwise those
+# tests fail, saying what to install.
+postgresql:
+	command -v initdb > /dev/null && exit 0
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' > /dev/null && exit 0
+	if [[ $$(id -u) -ne 0 ]]; then echo "PostgreSQL is missing: its tests will fail (as root: apt-get install postgresql)"; exit 0; fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends postgresql \
+	  || { apt-get update -q && apt-get install -y -q --no-install-recommends postgresql; }
 
 test-fast: venv ## the tests that start no process and no `mlflow run` (while editing)
 	$(BIN)/python -m pytest -m "not integration and not slow"

@@ -71,20 +71,28 @@ def wait_http(process: Process, url: str, timeout: float = 180.0) -> None:
 
 
 def mlflow_server(
-    log_dir: Path, data_dir: Path, port: int | None = None, admin: tuple[str, str] | None = None
+    log_dir: Path,
+    data_dir: Path,
+    port: int | None = None,
+    admin: tuple[str, str] | None = None,
+    backend_store_uri: str | None = None,
+    store_env: dict[str, str] | None = None,
 ) -> tuple[Process, str]:
-    """A real `mlflow server` (sqlite store, local artifact root) on a free loopback port; returns (process, URI).
+    """A real `mlflow server` (sqlite store in `data_dir`, artifacts proxied to `data_dir/mlartifacts`) on a free
+    loopback port; returns (process, URI).
 
     With `admin` (username, password): MLflow's basic-auth app, which creates that user as its admin on start; every
-    route but /health then needs credentials."""
+    route but /health then needs credentials. With `backend_store_uri` (e.g. postgresql://...): that store instead,
+    given through MLFLOW_BACKEND_STORE_URI as `make up` gives it, with `store_env` (what its driver reads, such as
+    PGPASSWORD) in the server's environment only."""
     port = port or free_port()
     command = [
         str(BIN / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{data_dir / 'mlflow.db'}",
         "--artifacts-destination", str(data_dir / "mlartifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    env = base_env()
+    env = base_env(MLFLOW_BACKEND_STORE_URI=backend_store_uri or f"sqlite:///{data_dir / 'mlflow.db'}")
+    env.update(store_env or {})
     if admin is not None:
         command += ["--app-name", "basic-auth"]
         env.update(basic_auth_env(data_dir, *admin))
