@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 INVOCATIONS = "/invocations"
 PING = "/ping"
 RECORDS_AS_TEXT = {"format": "json"}  # the model param that answers each record as its JSON text
+IDENTITY_RETRY_S = 30.0  # an unknown version is asked for again at most this often (not on every request)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Backend:
     upstream: UpstreamPool
     identity: ModelIdentity = field(default_factory=ModelIdentity)
     pinned: bool = False  # identity named by whoever started the server (the supervisor), not learned
+    asked_at: float | None = None  # time.monotonic() of the last attempt to learn the identity
     records_as_text: bool = True  # ask for param format=json; False once the model answered an object anyway
 
     @property
@@ -111,8 +114,9 @@ class ScoringClient:
     async def _one(self, row: dict[str, Any], mode: str) -> Scored:
         backend = self.backend
         record = await invoke_one(backend, row, mode)
-        if backend.identity.version is None and not backend.pinned and self._refreshing is None:
-            # Started before the scoring server (or the registry) was ready: learn the version in the background.
+        if backend.identity.version is None and not backend.pinned and self._refreshing is None and _due(backend):
+            # Started before the scoring server (or the registry) was ready, or serving a build the registry does not
+            # hold: learn the version in the background, now and then.
             self._refreshing = asyncio.create_task(self.refresh_identity())
             self._refreshing.add_done_callback(self._refreshed)
         return record, backend.identity
@@ -135,6 +139,7 @@ class ScoringClient:
         backend = self.backend
         if backend.pinned:
             return backend.identity
+        backend.asked_at = time.monotonic()
         try:
             info = await invoke_one(backend, {}, "info")
         except Exception as error:  # noqa: BLE001 - identity is best effort; requests are unaffected
@@ -161,6 +166,10 @@ class ScoringClient:
             logger.warning("could not look up the served model's version: %s", error)
             return None
         return max((v.version for v in versions), key=int, default=None)
+
+
+def _due(backend: Backend) -> bool:
+    return backend.asked_at is None or time.monotonic() - backend.asked_at >= IDENTITY_RETRY_S
 
 
 async def invoke_one(backend: Backend, row: dict[str, Any], mode: str) -> dict[str, Any]:

@@ -109,3 +109,9 @@ def test_the_page_and_its_files_are_served_by_the_gateway(client: TestClient) ->
         response = client.get(asset)
         assert response.status_code == 200 and kind in response.headers["content-type"]
         assert asset in page.text
+
+
+def test_a_version_the_registry_does_not_hold_is_not_asked_for_on_every_request(client: TestClient, stub: Stub) -> None:
+    for _ in range(5):
+        assert client.post("/movies/recommendations/", json={"title": "Heat"}).status_code == 200
+    assert len(stub.rows("info")) == 1  # asked at start; again only after IDENTITY_RETRY_S
