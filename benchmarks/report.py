@@ -30,6 +30,7 @@ METRIC_NAMES = {
 }
 SCORERS = {"random": "random", "popularity": "popularity", "tfidf": "TF-IDF", "model": "**model**"}
 
+KINDS = ("exact", "hnsw", "ivfpq")  # model/index.py's, in the order B7 reports them
 Results = dict[str, dict[str, Any]]
 
 
@@ -93,7 +94,7 @@ def weights(results: Results) -> str:
 
 def performance(results: Results) -> str:
     rows: list[list[Any]] = []
-    for section in (_b1, _serving, _ab, _build, _request_log, _upstream, _soak):
+    for section in (_b1, _serving, _ab, _build, _request_log, _ann, _upstream, _soak):
         rows += section(results)
     if not rows:
         return NOT_MEASURED
@@ -174,6 +175,101 @@ def _build(results: Results) -> list[list[Any]]:
     return rows
 
 
+def _ann(results: Results) -> list[list[Any]]:
+    figures = _figures(results, "b7_ann")
+    if figures is None:
+        return []
+    synthetic, catalog, targets = figures["synthetic"], figures["catalog"], figures["targets"]
+    hnsw, recall, p50 = synthetic["hnsw"], targets["synthetic_hnsw_recall_at_10"], targets["synthetic_hnsw_p50_ms"]
+    met = hnsw["recall_at_10"] >= recall and hnsw["search"]["p50_ms"] <= p50
+    forced, need = catalog["hnsw"], targets["catalog_recall_at_10"]
+    return [
+        ["B7", f"HNSW, {synthetic['films']:,} synthetic vectors: recall@10 · p50 / p99 per query",
+         f"{hnsw['recall_at_10']} · {_ms(hnsw['search'])}",
+         f"recall@10 ≥ {recall} with p50 ≤ {p50} ms: **{'met' if met else 'not met'}**"],
+        ["B7", f"the catalog ({catalog['films']:,} films), HNSW forced: recall@10 · of the re-ranked pool",
+         f"{forced['recall_at_10']} · {forced['pool_recall_at_10']}",
+         _target(min(forced["recall_at_10"], forced["pool_recall_at_10"]), need, f"≥ {need}", above=True)],
+    ]  # fmt: skip
+
+
+def ann(results: Results) -> str:
+    """B7 in full: every kind on the synthetic vectors and on the catalog, the sweeps and the crossover."""
+    figures = _figures(results, "b7_ann")
+    if figures is None:
+        return NOT_MEASURED
+    synthetic, catalog, crossing = figures["synthetic"], figures["catalog"], figures["crossover"]
+    header = ["data", "index", "parameters", "build", "index.faiss", "recall@10", "p50 / p99, k = 10",
+              "pool: recall@10 re-ranked", "pool: p50 / p99"]  # fmt: skip
+    rows = [_kind_row(f"{synthetic['films']:,} synthetic", kind, synthetic[kind]) for kind in KINDS]
+    rows += [_kind_row(f"catalog, {catalog['films']:,} films", kind, catalog[kind]) for kind in KINDS]
+    sweep_header = ["parameter", "recall@10", "p50 / p99, k = 10", "pool: recall@10 re-ranked", "pool: p50 / p99"]
+    sweeps = [[f"HNSW efSearch {r['ef_search']}", *_search_cells(r)] for r in synthetic["hnsw"]["ef_search_sweep"]]
+    sweeps += [[f"IVF-PQ nprobe {r['nprobe']}", *_search_cells(r)] for r in synthetic["ivfpq"]["nprobe_sweep"]]
+    cross_header = ["films", "exact p50, k = 10", "HNSW p50, k = 10 (efSearch: recall@10)", "exact p50, pool",
+                    "HNSW p50, pool (recall@10 re-ranked)"]  # fmt: skip
+    cross = [
+        [f"{r['films']:,}", f"{r['exact_p50_ms']} ms", f"{r['hnsw_p50_ms']} ms ({r['hnsw_ef_search']}: "
+         f"{r['hnsw_recall_at_10']})", f"{r['exact_pool_p50_ms']} ms",
+         f"{r['hnsw_pool_p50_ms']} ms ({r['hnsw_pool_recall_at_10']})"]
+        for r in crossing["rows"]
+    ]  # fmt: skip
+    fit = figures["calibration"]
+    load = figures["load_average"]
+    return "\n".join(
+        [
+            table(header, rows),
+            "",
+            f"Sweeps of the search-time parameters on the {synthetic['films']:,} synthetic vectors "
+            "(HNSW's pool search keeps at least 1,000 candidates, whatever efSearch):",
+            "",
+            table(sweep_header, sweeps),
+            "",
+            f"Exact against HNSW as the catalog grows ({crossing['queries']} queries): exact search is the slower "
+            f"{_from(crossing, 'k10_exact_slower_from')} at k = 10, and {_from(crossing, 'pool_exact_slower_from')} "
+            f"for the pool a recommendation searches; `auto` searches exactly up to {crossing['exact_max']:,} films.",
+            "",
+            table(cross_header, cross),
+            "",
+            "The synthetic vectors (`benchmarks/ann.py`, `synthetic`) against the catalog's (mean cosine of the "
+            f"nearest · 10th nearest · a random other vector): {_cosines(fit['synthetic_sample'])} on a sample of "
+            f"the catalog's size; {_cosines(fit['catalog'])} in the catalog. Load average (1, 5, 15 min) at the "
+            f"start {tuple(load['start'])}, at the end {tuple(load['end'])}.",
+        ]
+    )
+
+
+def _kind_row(data: str, kind: str, figures: dict[str, Any]) -> list[Any]:
+    params = ", ".join(f"{key} {value}" for key, value in figures["params"].items() if key != "type")
+    size = _mib(figures["index_bytes"])
+    if figures["vectors_bytes"]:
+        size += f" (+ {_mib(figures['vectors_bytes'])} vectors.npy)"
+    return [data, kind, params or "–", f"{figures['build_seconds']} s", size, *_search_cells(figures)]
+
+
+def _search_cells(figures: dict[str, Any]) -> list[Any]:
+    return [figures["recall_at_10"], _ms(figures["search"]), figures["pool_recall_at_10"], _ms(figures["pool_search"])]
+
+
+def _from(crossing: dict[str, Any], key: str) -> str:
+    """From which catalog size on exact search is the slower, in words."""
+    size, smallest = crossing[key], crossing["rows"][0]["films"]
+    if size is None:
+        return "at no size measured"
+    return f"at every size measured ({smallest:,} films up)" if size == smallest else f"from {size:,} films"
+
+
+def _cosines(values: dict[str, float]) -> str:
+    return (
+        f"{values['top1_cosine']} · {values['top10_cosine']} · {values['random_pair_cosine']}, "
+        f"{values['dims_for_90_percent_variance']} axes for 90% of the variance"
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
 def _request_log(results: Results) -> list[list[Any]]:
     figures = _figures(results, "b6_request_log")
     if figures is None:
@@ -246,6 +342,7 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "quality": quality,
     "weights": weights,
     "performance": performance,
+    "ann": ann,
 }
 _SECTION = re.compile(
     r"(?P<start><!-- generated: (?P<name>[a-z_]+) -->\n).*?(?P<end><!-- end generated -->)", re.DOTALL

@@ -3,7 +3,8 @@
 | artifact         | content                                                                  |
 | ---------------- | ------------------------------------------------------------------------ |
 | `encoder/`       | the SentenceTransformer, saved whole (weights, tokenizer, pooling)       |
-| `index.faiss`    | FAISS `IndexIDMap2(IndexFlatIP)`: one normalised vector per catalog id   |
+| `index.faiss`    | FAISS `IndexIDMap2` (exact, hnsw or ivfpq, model/index.py), one entry per catalog id |
+| `vectors.npy`    | float32 (n, dim), row order: only beside an index that keeps no vectors (ivfpq) |
 | `movies.parquet` | the catalog (catalog.COLUMNS) plus `prior`, cast ranked by catalog frequency |
 | `people.npz`     | shared-people TF-IDF matrix (scipy CSR), one row per catalog row         |
 | `neighbours.npz` | each film's 100 best recommendations (rows, scores, shared fields), model/neighbours.py |
@@ -18,12 +19,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import faiss
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from scipy import sparse
 
 from model.catalog import LIST_COLUMNS
-from model.index import load_index, save_index
+from model.index import load_index, save_index, stores_vectors
 from model.neighbours import Neighbours, load_neighbours, save_neighbours
 
 ENCODER = "encoder"
@@ -31,12 +33,14 @@ INDEX = "index"
 MOVIES = "movies"
 PEOPLE = "people"
 NEIGHBOURS = "neighbours"
+VECTORS = "vectors"
 FILES = {
     ENCODER: "encoder",
     INDEX: "index.faiss",
     MOVIES: "movies.parquet",
     PEOPLE: "people.npz",
     NEIGHBOURS: "neighbours.npz",
+    VECTORS: "vectors.npy",
 }
 
 
@@ -47,12 +51,18 @@ def save_artifacts(
     movies: pd.DataFrame,
     people: sparse.csr_matrix,
     neighbours: Neighbours,
+    vectors: np.ndarray,
 ) -> dict[str, str]:
-    """Write the artifacts under `folder` (`encoder`: a saved SentenceTransformer folder, copied whole); returns
-    {artifact name: path} for `mlflow.pyfunc.log_model`."""
+    """Write the artifacts under `folder` (`encoder`: a saved SentenceTransformer folder, copied whole; `vectors`:
+    the films', row order, written only when the index keeps none); returns {artifact name: path} for
+    `mlflow.pyfunc.log_model`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: str(folder / file) for name, file in FILES.items()}
+    if stores_vectors(index):
+        del paths[VECTORS]
+    else:
+        np.save(paths[VECTORS], np.ascontiguousarray(vectors, dtype=np.float32))
     shutil.copytree(encoder, paths[ENCODER], copy_function=_link_or_copy)  # MLflow copies the folder again
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
@@ -100,3 +110,9 @@ def read_artifacts(
     people = sparse.load_npz(paths[PEOPLE]).tocsr()
     neighbours = load_neighbours(paths[NEIGHBOURS]) if NEIGHBOURS in paths else None
     return read_movies(paths[MOVIES]), load_index(paths[INDEX]), people, neighbours, paths[ENCODER]
+
+
+def read_vectors(paths: Mapping[str, str]) -> np.ndarray | None:
+    """The films' vectors of a model whose index keeps none (memory-mapped: the pages a query touches are read),
+    else None: they are in the index."""
+    return np.load(paths[VECTORS], mmap_mode="r") if VECTORS in paths else None

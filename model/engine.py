@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.artifacts import read_artifacts
+from model.artifacts import read_artifacts, read_vectors
 from model.contract import (
     DEFAULT_SEARCH,
     DEFAULT_TOP_N,
@@ -87,7 +87,7 @@ class Engine:
             encoder = load_encoder(encoder_dir, device="cpu")
             return lambda texts: encode(encoder, texts)
 
-        films = Films(movies, index, people)
+        films = Films(movies, index, people, read_vectors(paths))
         return cls(films, Ranking.from_config(config), info=config, load_encoder=load_encoder, neighbours=neighbours)
 
     def with_ranking(self, ranking: Ranking) -> Engine:

@@ -1,7 +1,9 @@
 """The loaded catalog: every per-film array and record the ranking, the explanations and the answers read.
 
-Rows are catalog rows (positions in `movies`); ids are catalog ids. The FAISS index stores one vector per id; `vectors`
-holds them in row order, so `vectors[row]` is the film of `movies.iloc[row]`.
+Rows are catalog rows (positions in `movies`); ids are catalog ids. The FAISS index holds one entry per id; `vectors`
+holds the films' vectors in row order, so `vectors[row]` is the film of `movies.iloc[row]`. They are read out of the
+index where it keeps them whole (exact, hnsw: no second copy in memory), else given (an ivfpq index keeps only codes;
+its model stores `vectors.npy` beside it, model/artifacts.py).
 """
 
 from __future__ import annotations
@@ -25,18 +27,31 @@ IMDB_URL = "https://www.imdb.com/title/{imdb_id}/"
 class Films:
     """One catalog with its vectors, shared-people matrix, notability prior and response records."""
 
-    def __init__(self, movies: pd.DataFrame, index: faiss.IndexIDMap2, people: sparse.csr_matrix) -> None:
+    def __init__(
+        self,
+        movies: pd.DataFrame,
+        index: faiss.IndexIDMap2,
+        people: sparse.csr_matrix,
+        vectors: np.ndarray | None = None,
+    ) -> None:
+        """`vectors`: (n, dim) float32 in row order; None reads them out of the index, which must keep them."""
         self.movies = movies.reset_index(drop=True)
         self.index = index
         self.ids = self.movies["id"].to_numpy(dtype=np.int64)
         self._sorter = np.argsort(self.ids, kind="stable")
         self._sorted_ids = self.ids[self._sorter]
-        vector_ids, vectors = index_contents(index)
+        vector_ids, stored = index_contents(index)
         if len(vector_ids) != len(self.ids) or not np.array_equal(np.sort(vector_ids), self._sorted_ids):
             raise ValueError("the index must hold exactly one vector per catalog id")
-        self.row_of_vector = self.find(vector_ids)  # catalog row of each stored vector
-        # (n, dim) float32 in row order; the build adds vectors in row order, and then this is the index's memory
-        self.vectors = vectors if np.array_equal(vector_ids, self.ids) else vectors[np.argsort(self.row_of_vector)]
+        if vectors is None and stored is None:
+            raise ValueError("this index keeps no vectors: pass them in row order")
+        if vectors is None:
+            # the build adds vectors in row order, and then this is the index's memory
+            in_order = np.array_equal(vector_ids, self.ids)
+            vectors = stored if in_order else stored[np.argsort(self.find(vector_ids))]
+        if vectors.shape != (len(self.ids), index.d):
+            raise ValueError(f"vectors {vectors.shape} for {len(self.ids)} films of dimension {index.d}")
+        self.vectors = vectors  # (n, dim) float32 in row order
         if people.shape[0] != len(self.ids):
             raise ValueError(f"people matrix has {people.shape[0]} rows for {len(self.ids)} films")
         self.people = people.tocsr()

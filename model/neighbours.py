@@ -7,9 +7,10 @@ lower id; the two agree up to float32 rounding of near-equal scores.
 
 Two steps, so that a rebuild redoes only what changed:
 1. Dense pools (`dense_pools`): each film's nearest films by inner product, a little deeper than the ranking's
-   pool. FAISS finds them in batches; given the previous build's pools, a film whose vector did not change keeps
-   its pool, minus films that changed or left, plus changed and added films that come closer than its pool's
-   farthest member (the same films a full search would find), and only the rest are searched.
+   pool. The model's index finds them in batches (with an approximate index, approximately, as a live query's
+   pool); given the previous build's pools, a film whose vector did not change keeps its pool, minus films that
+   changed or left, plus changed and added films that come closer than its pool's farthest member (the same films a
+   full search would find), and only the rest are searched.
 2. The blend (`precompute_neighbours`): every film's pool re-ranked. This runs for every film on every build: the
    people weights (idf) and the prior are catalog-wide, so one added film can move every score a little. Beside
    each entry goes its `shared_fields` mask, so that explaining a looked-up answer walks only the fields shared.
@@ -24,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import faiss
 import numpy as np
 from scipy import sparse
 
 from model.explain import shared_fields
 from model.films import Films
+from model.index import MISSING_ID, search, stores_vectors
 from model.ranking import Ranking, blend
 
 DEFAULT_K = 100
@@ -50,7 +51,8 @@ class DensePools:
     """Each film's nearest films by inner product (itself included), for one catalog in row order.
 
     `rows[i]` and `sims[i]` are catalog rows and their inner products with film i, unordered, padded with -1 and
-    -inf. A pool is exact: it holds every film nearer than its farthest member (all films when it has them all).
+    -inf. With an exact index a pool is exact: it holds every film nearer than its farthest member (all films when it
+    has them all); with an approximate one, what its search finds. The inner products are exact either way.
     `keys` fingerprint each film's vector, so the next build can tell which films kept theirs.
     """
 
@@ -83,13 +85,26 @@ def dense_pools(
     if previous is not None and len(previous.ids) and n:
         carried = _carry_over(previous, ids, keys, vectors, need, rows, sims)
     todo = np.flatnonzero(~carried)
-    flat = faiss.downcast_index(films.index.index)  # answers vector positions: rows are one gather away
+    exact_scores = stores_vectors(films.index)
     for start in range(0, len(todo), chunk):
         queries = todo[start : start + chunk]
-        found_sims, found = flat.search(np.ascontiguousarray(vectors[queries]), depth)
-        rows[queries] = np.where(found >= 0, films.row_of_vector[np.maximum(found, 0)], -1)
-        sims[queries] = np.where(found >= 0, found_sims, -np.inf)
+        found_sims, found = search(films.index, vectors[queries], depth)
+        found_rows = np.where(found != MISSING_ID, films.find(found), -1)
+        if not exact_scores:  # the index's scores are approximate; the blend takes exact ones
+            found_sims = _inner_products(vectors, queries, found_rows)
+        rows[queries] = found_rows
+        sims[queries] = np.where(found_rows >= 0, found_sims, -np.inf)
     return DensePools(ids.astype(np.int64), keys, rows, sims), int(carried.sum())
+
+
+def _inner_products(vectors: np.ndarray, queries: np.ndarray, rows: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """(len(queries), width) float32: each query row's vector times those of its `rows` (-1: -inf)."""
+    products = np.empty(rows.shape, dtype=np.float32)
+    for start in range(0, len(queries), chunk):
+        part = slice(start, start + chunk)
+        pooled = vectors[np.maximum(rows[part], 0)]  # (chunk, width, dim)
+        products[part] = np.matmul(pooled, vectors[queries[part]][:, :, None])[:, :, 0]
+    return np.where(rows >= 0, products, -np.inf).astype(np.float32)
 
 
 def _carry_over(

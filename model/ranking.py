@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import faiss
 import numpy as np
 from scipy import sparse
 
 from model.films import Films
 from model.index import MISSING_ID
+from model.index import search as search_index
 
 DISLIKE_WEIGHT = 0.5  # how hard disliked films push, relative to the liked films' pull
 
@@ -151,18 +151,24 @@ def retrieve(films: Films, dense: np.ndarray, search: Search, pool: int) -> np.n
     query = dense.reshape(1, -1).astype(np.float32)
     banned = list(search.banned)
     if search.allowed is None:
-        _, ids = films.index.search(query, min(pool + len(banned), films.index.ntotal))
+        _, ids = search_index(films.index, query, min(pool + len(banned), films.index.ntotal))
         rows = films.find(ids[0][ids[0] != MISSING_ID])
         return rows[~np.isin(rows, banned)][:pool]
     allowed = search.allowed.copy()
     allowed[banned] = False
     candidates = films.ids[allowed]
-    if len(candidates) == 0:
+    wanted = min(pool, len(candidates))
+    if wanted == 0:
         return np.empty(0, dtype=np.int64)
-    params = faiss.SearchParameters()
-    params.sel = faiss.IDSelectorBatch(candidates)
-    _, ids = films.index.search(query, min(pool, len(candidates)), params=params)
-    return films.find(ids[0][ids[0] != MISSING_ID])
+    _, ids = search_index(films.index, query, wanted, allowed=candidates)
+    found = ids[0][ids[0] != MISSING_ID]
+    if len(found) == wanted:
+        return films.find(found)
+    # An approximate index meets too few of the films a narrow filter allows: score those films exactly.
+    rows = np.flatnonzero(allowed)
+    similarity = films.vectors[rows] @ dense
+    nearest = np.argpartition(-similarity, wanted - 1)[:wanted] if wanted < len(rows) else np.arange(len(rows))
+    return rows[nearest[np.argsort(-similarity[nearest], kind="stable")]]
 
 
 def diversify(vectors: np.ndarray, scores: np.ndarray, wanted: int, diversity: float) -> np.ndarray:

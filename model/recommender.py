@@ -11,7 +11,7 @@ server; a DataFrame with the same columns also works in Python). Param `mode`:
 | `recommend` | title / liked / query, filters  | status, query, liked, disliked, unresolved, recommendations...   |
 | `search`    | `title` = search text, `top_n`  | status, results (films with match_score)                         |
 | `film`      | `id`                            | status, film (full details)                                      |
-| `info`      | ignored                         | one record: model name, build run, catalog size, genres, weights |
+| `info`      | ignored                         | one record: model name, build run, films, genres, weights, index |
 
 Param `format`: `records` (default) answers each record as a JSON object; `json` answers each as one string, the
 record's JSON text, for clients that parse it themselves (the gateway): the scoring server's own JSON encoder then
@@ -30,6 +30,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from model.contract import FORMATS, STATUS_INVALID, STATUS_OK, UNKNOWN_FORMAT, UNKNOWN_MODE
 from model.engine import Engine
+from model.index import index_params
 from model.schema import Query
 
 
@@ -72,7 +73,7 @@ class MovieRecommender(PythonModel):
 
     def describe(self) -> dict[str, Any]:
         """What is being served: model name, build run, catalog size, its genres (name and number of films, by
-        name), encoder, ranking weights."""
+        name), encoder, ranking weights, and the index's kind and parameters as loaded."""
         weights = self.engine.ranking.as_dict()
         info = {key: value for key, value in self.engine.info.items() if key not in weights}
         genres = sorted(self.engine.films.genres.values(), key=lambda genre: genre[0].casefold())
@@ -80,6 +81,7 @@ class MovieRecommender(PythonModel):
             "status": STATUS_OK,
             **info,
             "ranking": weights,
+            "index": index_params(self.engine.films.index),
             "n_films": len(self.engine.films),
             "genres": [{"name": name, "films": int(films.sum())} for name, films in genres],
         }

@@ -1,6 +1,7 @@
 """MLproject entry point `build`: catalog → movie text → vectors → FAISS index → one registered pyfunc model.
 
     mlflow run . -e build --env-manager local [-P catalog=films.csv] [-P limit=500] [-P model_name=movie-recommender]
+        [-P index=auto|exact|hnsw|ivfpq] [-P exact_max=20000]
 
 The run logs its parameters, catalog statistics (including rows skipped for an empty title), encoding figures and
 a table of sample recommendations. The model version gets alias `challenger`; the first version also `champion`.
@@ -43,7 +44,7 @@ from model.encoder import (
 )
 from model.engine import Engine
 from model.films import Films
-from model.index import build_index
+from model.index import AUTO, EXACT_MAX, KINDS, build_index, choose_kind, index_params
 from model.neighbours import DEFAULT_K as NEIGHBOURS_K
 from model.neighbours import Neighbours, dense_pools, precompute_neighbours
 from model.people import people_matrix
@@ -82,6 +83,7 @@ SERVING_PACKAGES = (
 SAMPLE_TITLES = ("The Matrix", "Toy Story", "The Godfather", "Heat", "Amélie")
 SAMPLE_TOP_N = 5
 DEFAULT_CATALOG = "default"  # movies.db from bokeh-sampledata
+ENGINES = ("local", "spark")  # how the vectors are computed: in this process, or by Spark's executors
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class BuildConfig:
     batch_size: int = 64
     device: str = ""  # empty: CUDA when present, else CPU
     cache_dir: str = str(DEFAULT_CACHE)  # empty: no cache
+    engine: str = "local"  # one of ENGINES
+    index: str = AUTO  # auto, or one of model.index.KINDS
+    exact_max: int = EXACT_MAX  # films: `auto` makes an exact index up to this size, hnsw above
     text: TextConfig = field(default_factory=TextConfig)
     ranking: Ranking = field(default_factory=Ranking)
 
@@ -130,9 +135,11 @@ def build(config: BuildConfig) -> BuildResult:
         with timer("encode"):
             vectors = _vectors(texts, config, cache)
         with timer("index"):
-            index = build_index(vectors, movies["id"].to_numpy())
+            kind = choose_kind(len(movies), config.index, config.exact_max)
+            index = build_index(vectors, movies["id"].to_numpy(), kind)
             people = people_matrix(movies, config.text.cast_per_film)
-            films = Films(movies, index, people)
+            films = Films(movies, index, people, vectors)
+        mlflow.log_params({f"index_{key}": value for key, value in index_params(index).items()})
         mlflow.log_metric("people_vocabulary", people.shape[1])
         with timer("neighbours"):
             neighbours = _neighbours(films, config.ranking, cache)
@@ -143,7 +150,7 @@ def build(config: BuildConfig) -> BuildResult:
             tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder,
             no_encoder_warm_up(),  # MLflow loads the model twice to log it
         ):
-            artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours)
+            artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours, vectors)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(RECOMMENDER_CODE),
@@ -193,14 +200,21 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     vectors, tokens, missing = store.lookup(texts)
     device = "none (all cached)"
     if missing:
-        device = config.device or pick_device()  # imports torch: only when something is encoded
-        encoder = load_encoder(encoder_dir, device)
         todo = [texts[i] for i in missing]
-        started = time.perf_counter()
-        fresh = encode(encoder, todo, batch_size=config.batch_size, progress=True)
-        seconds = time.perf_counter() - started
+        if config.engine == "spark":  # the whole Spark job is timed: executors loading the encoder included
+            from pipelines.spark_vectors import spark_vectors  # pyspark only for Spark builds
+
+            started = time.perf_counter()
+            fresh, fresh_tokens, device = spark_vectors(todo, config.batch_size, config.device, cache)
+            seconds = time.perf_counter() - started
+        else:
+            device = config.device or pick_device()  # imports torch: only when something is encoded
+            encoder = load_encoder(encoder_dir, device)
+            started = time.perf_counter()
+            fresh = encode(encoder, todo, batch_size=config.batch_size, progress=True)
+            seconds = time.perf_counter() - started
+            fresh_tokens = token_counts(encoder, todo)
         mlflow.log_metrics({"encode_seconds": round(seconds, 3), "encode_films_per_second": len(todo) / seconds})
-        fresh_tokens = token_counts(encoder, todo)
         if not vectors.size:
             vectors = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
         vectors[missing], tokens[missing] = fresh, fresh_tokens
@@ -223,7 +237,7 @@ def _neighbours(films: Films, ranking: Ranking, cache: Path | None) -> Neighbour
     people = films.people
     key = digest(
         films.vectors, people.data, people.indices, people.indptr, films.prior, films.years, films.ids,
-        ranking.as_dict(), NEIGHBOURS_K, code_digest(),
+        ranking.as_dict(), NEIGHBOURS_K, index_params(films.index), code_digest(),
     )  # fmt: skip
     cached = load_cached_neighbours(cache, key)
     mlflow.log_metric("neighbours_cached", float(cached is not None))
@@ -302,6 +316,9 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="", help="cpu or cuda; empty picks CUDA when present")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding/neighbour cache; empty: none")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="where the vectors are computed")
+    parser.add_argument("--index", choices=(AUTO, *KINDS), default=AUTO, help="auto: exact up to --exact-max films")
+    parser.add_argument("--exact-max", type=float, default=EXACT_MAX, help="largest catalog `auto` searches exactly")
     parser.add_argument("--cast-per-film", type=float, default=TextConfig.cast_per_film)
     parser.add_argument("--dense-weight", type=float, default=Ranking.dense_weight, help="embedding vs shared people")
     parser.add_argument("--prior-weight", type=float, default=Ranking.prior_weight, help="notability prior weight")
@@ -316,6 +333,9 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
         batch_size=args.batch_size,
         device=args.device,
         cache_dir=args.cache_dir,
+        engine=args.engine,
+        index=args.index,
+        exact_max=int(args.exact_max),
         text=TextConfig(cast_per_film=int(args.cast_per_film)),
         ranking=Ranking(args.dense_weight, args.prior_weight, args.era_weight, args.recency, int(args.pool)),
     )

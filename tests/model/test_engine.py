@@ -24,9 +24,10 @@ from model.contract import (
 )
 from model.engine import WARM_UP_ENV, Engine
 from model.films import Films
+from model.index import HNSW, IVFPQ, build_index, stores_vectors
 from model.schema import Query
 from tests.conftest import hashing_vectors
-from tests.model.conftest import FILM_FIELDS, ROWS, SAGA, vector_of
+from tests.model.conftest import FILM_FIELDS, ROWS, SAGA, hashing_encoder, vector_of
 
 
 def one(engine: Engine, **query: object) -> dict:
@@ -255,6 +256,31 @@ def test_search_lists_every_film_of_a_shared_title(engine: Engine) -> None:
     typo = engine.search([Query(title="spase saga")])[0]["results"]
     assert typo and typo[0]["title"].startswith("Space Saga")
     assert engine.search([Query(title="")])[0]["status"] == "invalid"
+
+
+# --- every kind of index ---------------------------------------------------------------------------------------
+
+EVERY_KIND_OF_QUERY = [
+    {"title": "Space Saga 3", "top_n": 10},
+    {"liked": [{"id": 500}, {"id": 11}], "disliked": [{"id": 502}], "top_n": 10},
+    {"query": "a space saga by ann lee", "liked": [{"id": 503}], "top_n": 5},
+    {"title": "Space Saga 0", "genres": ["comedy"], "top_n": 10},
+    {"title": "Hamlet", "year_min": 1993, "year_max": 1999, "within": [13, 14, 504, 999], "top_n": 20},
+    {"title": "Space Saga 0", "top_n": 5, "diversity": 0.8},
+    {"title": "Space Saga 2", "top_n": 5, "offset": 5},
+]
+
+
+@pytest.mark.parametrize("kind", [HNSW, IVFPQ])
+def test_an_approximate_index_answers_as_the_exact_one_on_a_small_catalog(
+    engine: Engine, films: Films, kind: str
+) -> None:
+    """Every kind of query; HNSW's vectors are read out of the index, IVF-PQ's (codes only there) passed beside it."""
+    index = build_index(films.vectors, films.ids, kind)
+    other = Films(films.movies, index, films.people, None if stores_vectors(index) else films.vectors)
+    approximate = Engine(other, info={"model_name": "test"}, load_encoder=hashing_encoder)
+    queries = [Query.model_validate(query) for query in EVERY_KIND_OF_QUERY]
+    assert approximate.recommend(queries) == engine.recommend(queries)
 
 
 def test_details(engine: Engine) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
 from model.films import Films
-from model.ranking import Ranking, Search, blend, rank
+from model.index import IVFPQ, MISSING_ID, build_index, search
+from model.ranking import Ranking, Search, blend, rank, retrieve
 from tests.model.conftest import ROWS, SAGA
 
 
@@ -77,3 +79,20 @@ def test_later_liked_films_weigh_more(films: Films) -> None:
 @pytest.mark.parametrize("pool", [3, 1000])
 def test_a_pool_smaller_than_the_catalog_still_fills_top_n(films: Films, pool: int) -> None:
     assert len(ranked_ids(films, [10], 3, Ranking(pool=pool))) == 3
+
+
+def test_a_filter_an_approximate_index_cannot_fill_is_searched_exactly(films: Films) -> None:
+    """IVF-PQ searching one list of four meets only some of the films a filter allows: the rest are still found."""
+    index = build_index(films.vectors, films.ids, IVFPQ)
+    faiss.extract_index_ivf(index).nprobe = 1
+    narrow = Films(films.movies, index, films.people, films.vectors)
+    within = [11, 12, 500, 502, 503, 504]
+    query = films.vectors[films.rows_of([10])[0]]
+    _, found = search(index, query, len(within), allowed=np.asarray(within))
+    assert (found == MISSING_ID).any()  # the index alone comes back short
+    allowed = np.zeros(len(films), dtype=bool)
+    allowed[films.rows_of(within)] = True
+    pool = retrieve(narrow, query, Search([], [], None, allowed, set(), 10), pool=1000)
+    rows = films.rows_of(within)
+    assert pool.tolist() == rows[np.argsort(-(films.vectors[rows] @ query))].tolist()  # all, nearest first
+    assert ranked_ids(narrow, [10], 10, within=within) == ranked_ids(films, [10], 10, within=within)
