@@ -243,14 +243,14 @@ def _first(rows: list[dict[str, Any]], exact: str, hnsw: str) -> int | None:
 def catalog_vectors() -> np.ndarray:
     """The default catalog's film vectors as the build makes them: from its embedding cache, the rest encoded."""
     from model.catalog import load_catalog
-    from model.encoder import MAX_TOKENS, default_encoder_path, encode, load_encoder
+    from model.encoder import default_encoder_path, encode, load_encoder
     from model.text import TextConfig, movie_texts, rank_cast
-    from pipelines.cache import DEFAULT_FOLDER, EmbeddingCache, digest, folder_digest
+    from pipelines.cache import DEFAULT_FOLDER, EmbeddingCache
 
     movies = load_catalog().movies
     texts = movie_texts(movies.assign(cast=rank_cast(movies["cast"].tolist())), TextConfig())
     encoder_dir = default_encoder_path()
-    cache = EmbeddingCache(DEFAULT_FOLDER, digest(folder_digest(encoder_dir), MAX_TOKENS, "normalized"))
+    cache = EmbeddingCache.of_encoder(DEFAULT_FOLDER, encoder_dir)
     vectors, _, missing = cache.lookup(texts)
     if missing:
         print(f"encoding {len(missing)} of {len(texts)} films on the CPU", flush=True)

@@ -53,7 +53,7 @@ from model.ranking import Ranking
 from model.schema import EXAMPLE_PARAMS, INPUT_EXAMPLE, Query
 from model.text import TextConfig, movie_texts, rank_cast
 from pipelines.cache import DEFAULT_FOLDER as DEFAULT_CACHE
-from pipelines.cache import EmbeddingCache, digest, folder_digest, load_pools, save_pools
+from pipelines.cache import EmbeddingCache, digest, load_pools, save_pools
 from pipelines.cache import load_neighbours as load_cached_neighbours
 from pipelines.cache import save_neighbours as save_cached_neighbours
 from pipelines.engines import no_encoder_warm_up
@@ -196,7 +196,7 @@ class StepTimer:
 def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.ndarray:
     """Embeddings of the movie texts: cached ones reused, the rest encoded (the encoder loads only if needed)."""
     encoder_dir = default_encoder_path()
-    store = EmbeddingCache(cache, digest(folder_digest(encoder_dir), MAX_TOKENS, "normalized"))
+    store = EmbeddingCache.of_encoder(cache, encoder_dir)
     vectors, tokens, missing = store.lookup(texts)
     device = "none (all cached)"
     if missing:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from model.encoder import MAX_TOKENS
 from model.neighbours import DensePools, Neighbours
 from model.neighbours import load_neighbours as read_neighbours
 
@@ -56,6 +57,12 @@ def folder_digest(folder: Path) -> str:
 
 class EmbeddingCache:
     """Vectors and token counts of texts already encoded by one encoder."""
+
+    @classmethod
+    def of_encoder(cls, folder: Path | None, encoder_dir: Path) -> EmbeddingCache:
+        """The cache of what the encoder saved in `encoder_dir` makes, as the build encodes (normalised vectors,
+        texts cut at the encoder's token window): keyed by the encoder's files, so another encoder starts afresh."""
+        return cls(folder, digest(folder_digest(encoder_dir), MAX_TOKENS, "normalized"))
 
     def __init__(self, folder: Path | None, encoder_digest: str) -> None:
         self.path = (folder / f"embeddings-{encoder_digest[:16]}.npz") if folder else None
