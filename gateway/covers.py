@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 PLACEHOLDERS = ("imdb_id", "id", "title", "year")
-COVER_PATH = "movies/{id}/cover.svg"  # relative to the gateway's base URL
+COVER_ROUTE = "/movies/{film_id}/cover.svg"  # the route that serves a drawn cover (gateway/routes.py)
 WIDTH, HEIGHT = 200, 300  # 2:3, a poster's shape
 TITLE_CHARS, TITLE_LINES = 16, 5  # a line of the title holds about this many characters at the font size used
 
@@ -57,7 +57,7 @@ class Covers:
         """The cover of a film that has no image of its own."""
         if self.template and all(film.get(name) is not None for name in self._needs):
             return self.template.format(**{name: quote(str(film.get(name)), safe="") for name in self._needs})
-        return base_url + COVER_PATH.format(id=film["id"])
+        return base_url.rstrip("/") + COVER_ROUTE.format(film_id=film["id"])
 
 
 def draw_cover(film: dict[str, Any]) -> str:

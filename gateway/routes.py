@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from gateway.covers import draw_cover, etag
+from gateway.covers import COVER_ROUTE, draw_cover, etag
 from gateway.deps import CoversDep, RequestLogDep, ScoringDep, SupervisorDep
 from gateway.errors import FilmNotFound, GatewayError, InvalidQuery, NotReady, UnknownTitle, model_headers
 from gateway.request_log import RequestRecord
@@ -127,7 +127,7 @@ async def film(
 
 
 @router.get(
-    "/movies/{film_id}/cover.svg",
+    COVER_ROUTE,
     response_class=Response,
     responses={
         200: {"content": {"image/svg+xml": {}}, "description": "An SVG poster, 200 x 300."},
