@@ -177,11 +177,10 @@ def precompute_neighbours(
         return Neighbours(rows_out, scores_out, shared_out)
     if pools is None:
         pools, _ = dense_pools(films, ranking, margin=0, chunk=chunk)
-    people = SharedPeople(films.people)
 
     def fill(start: int) -> None:
         queries = np.arange(start, min(start + chunk, n))
-        rows, scores = _rank_pools(films, ranking, people, queries, pools.rows[queries], pools.sims[queries], k)
+        rows, scores = _rank_pools(films, ranking, queries, pools.rows[queries], pools.sims[queries], k)
         rows_out[queries, : rows.shape[1]] = rows
         scores_out[queries, : scores.shape[1]] = scores
         for query, found in zip(queries.tolist(), rows.tolist(), strict=True):
@@ -200,37 +199,17 @@ def _in_parallel(work: Callable[[int], None], starts: Iterable[int]) -> None:
             done.result()
 
 
-class SharedPeople:
-    """Inner products of films' people rows, for a few films against their pools.
-
-    A sparse product is cheap for names (most films share none with most others) but nearly dense for genres and
-    the like, which a few thousand films share: columns held by more than `HEAVY_SHARE` of the films go through a
-    dense matrix product, the rest through a sparse one read at the pool's positions. The sum is the same."""
-
-    HEAVY_SHARE = 0.01
-    MAX_HEAVY = 256
-
-    def __init__(self, people: sparse.csr_matrix) -> None:
-        counts = np.diff(people.tocsc().indptr)
-        heavy = np.flatnonzero(counts > self.HEAVY_SHARE * people.shape[0])
-        heavy = heavy[np.argsort(-counts[heavy], kind="stable")[: self.MAX_HEAVY]]
-        light = np.setdiff1d(np.arange(people.shape[1]), heavy)
-        self._heavy = people[:, heavy].toarray()
-        self._light = people[:, light].tocsr()
-        self._light_t = self._light.T.tocsr()
-
-    def __call__(self, queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        """(len(queries), pool width): query film i's people row times that of film `pool[i, j]`."""
-        products = self._heavy[queries] @ self._heavy.T  # dense (len(queries), n_films)
-        light = (self._light[queries] @ self._light_t).tocoo()
-        products[light.row, light.col] += light.data  # a sparse product holds each position once
-        return np.take_along_axis(products, pool, axis=1).astype(np.float64)
+def shared_people(people: sparse.csr_matrix, queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """(len(queries), pool width): query film i's people row times that of film `pool[i, j]`, pair by pair, so
+    that the work and memory grow with the pools, not with the catalog."""
+    width = pool.shape[1]
+    pairs = people[np.repeat(queries, width)].multiply(people[pool.ravel()])
+    return np.asarray(pairs.sum(axis=1), dtype=np.float64).reshape(len(queries), width)
 
 
 def _rank_pools(
     films: Films,
     ranking: Ranking,
-    people: SharedPeople,
     queries: np.ndarray,
     pool: np.ndarray,
     similarity: np.ndarray,
@@ -251,7 +230,7 @@ def _rank_pools(
     valid = pool >= 0
     safe = np.where(valid, pool, 0)
     has_people = (np.diff(films.people.indptr)[queries] > 0)[:, None]
-    shared = people(queries, safe) if ranking.dense_weight < 1 else None
+    shared = shared_people(films.people, queries, safe) if ranking.dense_weight < 1 else None
     era = films.years[queries][:, None]
     score = blend(ranking, similarity, shared, films.prior[safe], films.years[safe], era, has_people)
     score = np.where(valid, score, -np.inf)

@@ -17,13 +17,13 @@ from model.neighbours import (
     MAX_FRESH_SHARE,
     POOL_MARGIN,
     Neighbours,
-    SharedPeople,
     _nearest,
     _top,
     dense_pools,
     load_neighbours,
     precompute_neighbours,
     save_neighbours,
+    shared_people,
 )
 from model.people import people_matrix
 from model.ranking import Ranking
@@ -196,7 +196,7 @@ def test_shared_people_equals_the_dense_product() -> None:
     queries = np.array([0, 5, 299])
     pool = np.random.default_rng(0).integers(0, 300, (3, 50))
     want = np.take_along_axis((people[queries] @ people.T).toarray(), pool, axis=1)
-    np.testing.assert_allclose(SharedPeople(people)(queries, pool), want, atol=1e-6)
+    np.testing.assert_allclose(shared_people(people, queries, pool), want, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", [1, 2])
