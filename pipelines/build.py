@@ -86,6 +86,10 @@ DEFAULT_CATALOG = "default"  # movies.db from bokeh-sampledata
 ENGINES = ("local", "spark")  # how the vectors are computed: in this process, or by Spark's executors
 
 
+class BuildFailed(Exception):
+    """The build cannot go on here (Spark without Java, say); the message says why. Nothing is registered."""
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Everything that decides what a build produces; logged as the run's parameters."""
@@ -137,7 +141,9 @@ def build(config: BuildConfig) -> BuildResult:
         with timer("index"):
             kind = choose_kind(len(movies), config.index, config.exact_max)
             index = build_index(vectors, movies["id"].to_numpy(), kind)
+        with timer("people"):
             people = people_matrix(movies, config.text.cast_per_film)
+        with timer("films"):  # response records, title index, genre masks
             films = Films(movies, index, people, vectors)
         mlflow.log_params({f"index_{key}": value for key, value in index_params(index).items()})
         mlflow.log_metric("people_vocabulary", people.shape[1])
@@ -202,10 +208,14 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     if missing:
         todo = [texts[i] for i in missing]
         if config.engine == "spark":  # the whole Spark job is timed: executors loading the encoder included
-            from pipelines.spark_vectors import spark_vectors  # pyspark only for Spark builds
+            from pipelines.spark import SparkUnavailable  # pyspark only for Spark builds
+            from pipelines.spark_vectors import spark_vectors
 
             started = time.perf_counter()
-            fresh, fresh_tokens, device = spark_vectors(todo, config.batch_size, config.device, cache)
+            try:
+                fresh, fresh_tokens, device = spark_vectors(todo, config.batch_size, config.device, cache)
+            except SparkUnavailable as error:
+                raise BuildFailed(str(error)) from error
             seconds = time.perf_counter() - started
         else:
             device = config.device or pick_device()  # imports torch: only when something is encoded
@@ -345,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result = build(parse_args(argv))
-    except CatalogError as error:
+    except (CatalogError, BuildFailed) as error:
         print(f"build failed, nothing registered: {error}", file=sys.stderr)
         return 2
     print(f"model {result.model_uri} registered as version {result.version} ({result.n_films} films)")

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipelines import build
+from pipelines.spark import JAVA_MISSING
 from tests.conftest import BuiltModel, mlflow_run
 
 pytestmark = pytest.mark.slow
@@ -119,3 +121,15 @@ def test_bad_catalog_fails_clearly_and_registers_nothing(built_model: BuiltModel
     assert message in result.stderr, result.stderr[-2000:]
     assert client.search_model_versions(f"name='{built_model.name}'") == before
     assert client.get_registered_model(built_model.name).aliases["champion"] == champion
+
+
+def test_a_spark_build_without_java_fails_clearly_and_registers_nothing(
+    built_model: BuiltModel, slice_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("pipelines.spark.java_available", lambda: False)
+    client = MlflowClient(built_model.tracking_uri)
+    before = client.search_model_versions(f"name='{built_model.name}'")
+    code = build.main(["--catalog", str(slice_file), "--limit", "20", "--engine", "spark", "--cache-dir", ""])
+    assert code == 2
+    assert f"build failed, nothing registered: {JAVA_MISSING}" in capsys.readouterr().err
+    assert client.search_model_versions(f"name='{built_model.name}'") == before
