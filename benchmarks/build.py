@@ -24,7 +24,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from benchmarks.common import write_result
+from benchmarks.common import last_build, write_result
 from model.catalog import load_catalog
 
 
@@ -61,9 +61,7 @@ def build(store: str, experiment: str, cache: Path, catalog: str, device: str) -
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
-    mlflow.set_tracking_uri(store)
-    run = mlflow.search_runs(experiment_ids=[experiment], order_by=["start_time DESC"], max_results=1).iloc[0]
-    steps = {k.split(".", 1)[1]: round(float(v), 2) for k, v in run.items() if k.startswith("metrics.seconds_")}
+    run, steps = last_build(store, experiment)
     hits = run.get("metrics.embedding_cache_hits")
     return {
         "wall_seconds": round(wall, 2),

@@ -67,6 +67,17 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     return path
 
 
+def last_build(store: str, experiment: str) -> tuple[Any, dict[str, float]]:
+    """The newest run of `experiment` in tracking store `store` (a pandas row of its params and metrics), and its
+    step timings: the build's `seconds_*` metrics."""
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    run = mlflow.search_runs(experiment_ids=[experiment], order_by=["start_time DESC"], max_results=1).iloc[0]
+    steps = {k.split(".", 1)[1]: round(float(v), 2) for k, v in run.items() if k.startswith("metrics.seconds_")}
+    return run, steps
+
+
 def _proc_value(path: str, key: str) -> str | None:
     """The value of the first `key: value` line of a /proc file, or None."""
     try:

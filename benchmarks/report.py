@@ -239,6 +239,41 @@ def ann(results: Results) -> str:
     )
 
 
+def scale(results: Results) -> str:
+    """B8: build time, stored bytes, title index and serving of one model per catalog size."""
+    figures = _figures(results, "b8_scale")
+    if figures is None:
+        return NOT_MEASURED
+    sizes = figures["sizes"]
+    build_header = ["films", "index", "build (peak RSS)", "index step", "people matrix", "films, titles",
+                    "neighbour lists", "logging the model"]  # fmt: skip
+    builds = [
+        [f"{s['films']:,}", s["build"]["index"], f"{s['build']['wall_seconds']} s ({s['build']['peak_rss_mb']:,} MiB)",
+         *(f"{s['build'][f'seconds_{step}']} s" for step in ("index", "people", "films", "neighbours", "log_model"))]
+        for s in sizes
+    ]  # fmt: skip
+    stored_header = [
+        "films",
+        "index.faiss",
+        "people.npz",
+        "neighbours.npz",
+        "movies.parquet",
+        "title index (memory, build)",
+    ]
+    stored = [
+        [f"{s['films']:,}", *(_mib(s["stored_bytes"][name]) for name in ("index", "people", "neighbours", "movies")),
+         f"{s['title_index']['mb']} MiB, {s['title_index']['seconds']} s"]
+        for s in sizes
+    ]  # fmt: skip
+    served_header = ["films", "load until /ping", "RSS", "recommend by title p50 / p99", "title search p50 / p99"]
+    served = [
+        [f"{s['films']:,}", f"{s['served']['load_seconds']} s", f"{s['served']['rss_mb']:,.0f} MiB",
+         _ms(s["served"]["recommend_by_title"]), _ms(s["served"]["title_search"])]
+        for s in sizes
+    ]  # fmt: skip
+    return "\n".join([table(build_header, builds), "", table(stored_header, stored), "", table(served_header, served)])
+
+
 def _kind_row(data: str, kind: str, figures: dict[str, Any]) -> list[Any]:
     params = ", ".join(f"{key} {value}" for key, value in figures["params"].items() if key != "type")
     size = _mib(figures["index_bytes"])
@@ -343,6 +378,7 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "weights": weights,
     "performance": performance,
     "ann": ann,
+    "scale": scale,
 }
 _SECTION = re.compile(
     r"(?P<start><!-- generated: (?P<name>[a-z_]+) -->\n).*?(?P<end><!-- end generated -->)", re.DOTALL
