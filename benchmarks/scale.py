@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from supervisor.server import MLFLOW_MODELS
 SIZES = (17_472, 100_000, 1_000_000)
 TOKENS = 64  # the token count put in the cache beside each synthetic vector (under the encoder's window)
 MODEL_NAME = "scale"
+JSON = {"Content-Type": "application/json"}
 
 
 def prepare(n: int, folder: Path) -> tuple[Path, Path]:
@@ -142,6 +144,11 @@ def serve(model_folder: Path, catalog: Path, queries: int) -> dict[str, Any]:
 
         def timed(rows: list[dict[str, Any]], mode: str) -> dict[str, float]:
             bodies = [json.dumps({"inputs": [row], "params": {"mode": mode}}).encode() for row in rows]
+            first = urllib.request.Request(f"http://{HOST}:{port}/invocations", bodies[0], JSON)
+            with urllib.request.urlopen(first, timeout=60) as response:
+                answered = json.loads(response.read())
+            if answered["predictions"][0]["status"] != "ok":  # time the answers a user gets, not a refusal
+                raise SystemExit(f"{mode} query {rows[0]} was not answered: {answered['predictions'][0]}")
             requests = [post_bytes(HOST, port, "/invocations", body) for body in bodies]
             load(HOST, port, requests[:20], 1)  # warm-up
             result = load(HOST, port, requests, 1)
@@ -150,7 +157,7 @@ def serve(model_folder: Path, catalog: Path, queries: int) -> dict[str, Any]:
             return {key: result[key] for key in ("p50_ms", "p99_ms")}
 
         recommend = timed([{"title": title, "top_n": 10} for title in titles], "recommend")
-        search = timed([{"query": title.split()[0], "top_n": 8} for title in titles], "search")
+        search = timed([{"title": title.split()[0], "top_n": 8} for title in titles], "search")
     return {"load_seconds": round(load_seconds, 1), "rss_mb": rss, "recommend_by_title": recommend,
             "title_search": search}  # fmt: skip
 
