@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+# The connection ended early: before the answer (a connection error) or partway through its body (a payload error).
+CUT_OFF = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
 
 class UpstreamError(Exception):
@@ -28,8 +30,8 @@ class UpstreamDropped(UpstreamError):
 
 
 class UpstreamClosed(UpstreamUnavailable):
-    """The upstream closed the connection before answering, on a fresh connection too: it went away (a crash, a
-    restart), which is being unavailable, not answering wrongly."""
+    """The upstream closed the connection before answering or partway through its answer, on a fresh connection
+    too: it went away (a crash, a restart), which is being unavailable, not answering wrongly."""
 
 
 class UpstreamPool:
@@ -80,13 +82,13 @@ class UpstreamPool:
                 return await self._send(method, path, body)
             except (TimeoutError, aiohttp.ClientConnectorError):
                 raise
-            except aiohttp.ClientConnectionError:
+            except CUT_OFF:
                 return await self._send(method, path, body)
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
             raise UpstreamUnavailable(repr(error)) from error
         except TimeoutError as error:
             raise UpstreamTimeout() from error
-        except aiohttp.ClientConnectionError as error:
+        except CUT_OFF as error:
             raise UpstreamClosed(repr(error)) from error
         except aiohttp.ClientError as error:
             raise UpstreamDropped(repr(error)) from error

@@ -134,3 +134,34 @@ def test_closed_without_an_answer_is_unavailable_not_an_error() -> None:
             await upstream.post("/x", b"{}")
 
     asyncio.run(serve(vanish, scenario))
+
+
+def test_an_answer_cut_off_midway_is_unavailable_not_an_error() -> None:
+    """A server killed while writing its answer (the body shorter than its Content-Length) went away: 503, not 502."""
+
+    async def die_midway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"predic')
+        await writer.drain()
+        writer.transport.abort()
+
+    async def scenario(upstream: UpstreamPool) -> None:
+        with pytest.raises(UpstreamClosed):
+            await upstream.post("/x", b"{}")
+
+    asyncio.run(serve(die_midway, scenario))
+
+
+def test_an_answer_cut_off_midway_is_asked_again_on_a_fresh_connection() -> None:
+    answers = iter([b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"predic', response(b'{"ok": true}')])
+
+    async def die_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(next(answers))
+        await writer.drain()
+        writer.transport.abort()
+
+    async def scenario(upstream: UpstreamPool) -> None:
+        assert await upstream.post("/x", b"{}") == (200, b'{"ok": true}')
+
+    asyncio.run(serve(die_once, scenario))
