@@ -74,7 +74,7 @@ class Engine:
         self._encode: Encode | None = None
         self._encoder_lock = threading.Lock()
         self.neighbours = neighbours if neighbours is not None and len(neighbours.rows) == len(films) else None
-        self._matcher = TextMatcher(films, self.encode)
+        self._matcher = TextMatcher(films)  # no reference back to the engine, so a dropped engine is freed at once
 
     @classmethod
     def from_artifacts(cls, paths: Mapping[str, str], config: Mapping[str, Any] | None = None) -> Engine:
@@ -278,7 +278,11 @@ class Engine:
     ) -> list[dict[str, Any]]:
         """Recommendation records: the film, its `score` and `because`."""
         shared = because(self.films, positive, ranked.rows, ranked.shared)
-        matches = self._matcher.matches(ranked.rows, text, vector) if vector is not None else [None] * len(shared)
+        matches = (
+            self._matcher.matches(ranked.rows, text, vector, self.encode)
+            if vector is not None
+            else [None] * len(shared)
+        )
         for fields, match in zip(shared, matches, strict=True):
             fields["query_match"] = match
         return [

@@ -62,15 +62,17 @@ def _union(sets: list[frozenset[str]], rows: Sequence[int]) -> frozenset[str]:
 class TextMatcher:
     """Finds, per film, the field closest to a free-text query (`query_match`)."""
 
-    def __init__(self, films: Films, encode: Encode) -> None:
+    def __init__(self, films: Films) -> None:
         self.films = films
-        self._encode = encode
         self._genres: tuple[list[str], np.ndarray] | None = None
         self._lock = threading.Lock()
 
-    def matches(self, rows: Sequence[int], text: str, vector: np.ndarray) -> list[dict[str, str] | None]:
-        """{"field", "text"} per film of `rows` for free text `text` with normalised embedding `vector`."""
-        similarity = self._genre_similarity(vector)
+    def matches(
+        self, rows: Sequence[int], text: str, vector: np.ndarray, encode: Encode
+    ) -> list[dict[str, str] | None]:
+        """{"field", "text"} per film of `rows` for free text `text` with normalised embedding `vector`; `encode`
+        embeds the genre names once."""
+        similarity = self._genre_similarity(vector, encode)
         words = _words(text)
         found: list[dict[str, str] | None] = []
         for row in rows:
@@ -89,11 +91,11 @@ class TextMatcher:
                 return {"field": name, "text": hit}
         return None
 
-    def _genre_similarity(self, vector: np.ndarray) -> dict[str, Any]:
+    def _genre_similarity(self, vector: np.ndarray, encode: Encode) -> dict[str, Any]:
         with self._lock:
             if self._genres is None:
                 names = sorted({name for name, _ in self.films.genres.values()})
-                self._genres = (names, self._encode(names))
+                self._genres = (names, encode(names))
         names, vectors = self._genres
         return dict(zip(names, (vectors @ vector).tolist(), strict=True))
 

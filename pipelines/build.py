@@ -118,45 +118,17 @@ class BuildResult:
 def build(config: BuildConfig) -> BuildResult:
     """Build, log and register one model version; returns where it went."""
     timer = StepTimer()
-    with mlflow.start_run(run_name="build") as run:
+    with (
+        mlflow.start_run(run_name="build") as run,
+        tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder,
+    ):
         # `mlflow run` has already logged the entry point's parameters under their own names; add the rest.
         logged = run.data.params
         mlflow.log_params({key: value for key, value in _params(config).items() if key not in logged})
-        with timer("catalog"):
-            loaded = load_catalog(_catalog_path(config.catalog))
-            # Cast ranking and the prior are computed over the whole catalog, before any limit.
-            movies = loaded.movies.assign(cast=rank_cast(loaded.movies["cast"].tolist()))
-            movies = movies.assign(prior=notability_prior(movies))
-            movies = limit_catalog(movies, config.limit)
-            texts = movie_texts(movies, config.text)
-        mlflow.log_metrics({"rows_read": loaded.rows_read, "rows_skipped_empty_title": loaded.skipped_empty_title})
-        mlflow.log_metrics({f"catalog_{name}": value for name, value in _finite(loaded.stats).items()})
-        mlflow.log_metric("n_films", len(movies))
-        mlflow.set_tags({"catalog_source": loaded.source})
-        mlflow.log_text("\n".join(texts[:50]), "movie_text_sample.txt")
-
-        cache = Path(config.cache_dir) if config.cache_dir else None
-        with timer("encode"):
-            vectors = _vectors(texts, config, cache)
-        with timer("index"):
-            kind = choose_kind(len(movies), config.index, config.exact_max)
-            index = build_index(vectors, movies["id"].to_numpy(), kind)
-        with timer("people"):
-            people = people_matrix(movies, config.text.cast_per_film)
-        with timer("films"):  # response records, title index, genre masks
-            films = Films(movies, index, people, vectors)
-        mlflow.log_params({f"index_{key}": value for key, value in index_params(index).items()})
-        mlflow.log_metric("people_vocabulary", people.shape[1])
-        with timer("neighbours"):
-            neighbours = _neighbours(films, config.ranking, cache)
-        _log_samples(Engine(films, config.ranking, neighbours=neighbours))
-
-        with (
-            timer("log_model"),
-            tempfile.TemporaryDirectory(prefix="movie-recommender-") as folder,
-            no_encoder_warm_up(),  # MLflow loads the model twice to log it
-        ):
-            artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours, vectors)
+        artifacts, source, n_films = _save_parts(config, timer, folder)
+        # The build's own parts were released when _save_parts returned: MLflow loads the saved model (twice) to
+        # log it, and a catalog that fills the machine has room for one copy only.
+        with timer("log_model"), no_encoder_warm_up():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(RECOMMENDER_CODE),
@@ -164,14 +136,49 @@ def build(config: BuildConfig) -> BuildResult:
                 artifacts=artifacts,
                 input_example=(INPUT_EXAMPLE, EXAMPLE_PARAMS),
                 pip_requirements=serving_requirements(),
-                model_config=_model_config(config, run.info.run_id, loaded.source, len(movies)),
+                model_config=_model_config(config, run.info.run_id, source, n_films),
                 registered_model_name=config.model_name,
             )
         version = str(info.registered_model_version)
-        _set_aliases(config.model_name, version, run.info.run_id, loaded.source, len(movies))
+        _set_aliases(config.model_name, version, run.info.run_id, source, n_films)
         mlflow.log_metrics(timer.metrics())
         logger.info("registered %s version %s from run %s", config.model_name, version, run.info.run_id)
-        return BuildResult(run.info.run_id, info.model_uri, version, len(movies))
+        return BuildResult(run.info.run_id, info.model_uri, version, n_films)
+
+
+def _save_parts(config: BuildConfig, timer: StepTimer, folder: str) -> tuple[dict[str, str], str, int]:
+    """Every step before logging, into `folder`: the model's artifact paths, the catalog's source, its films."""
+    with timer("catalog"):
+        loaded = load_catalog(_catalog_path(config.catalog))
+        # Cast ranking and the prior are computed over the whole catalog, before any limit.
+        movies = loaded.movies.assign(cast=rank_cast(loaded.movies["cast"].tolist()))
+        movies = movies.assign(prior=notability_prior(movies))
+        movies = limit_catalog(movies, config.limit)
+        texts = movie_texts(movies, config.text)
+    mlflow.log_metrics({"rows_read": loaded.rows_read, "rows_skipped_empty_title": loaded.skipped_empty_title})
+    mlflow.log_metrics({f"catalog_{name}": value for name, value in _finite(loaded.stats).items()})
+    mlflow.log_metric("n_films", len(movies))
+    mlflow.set_tags({"catalog_source": loaded.source})
+    mlflow.log_text("\n".join(texts[:50]), "movie_text_sample.txt")
+
+    cache = Path(config.cache_dir) if config.cache_dir else None
+    with timer("encode"):
+        vectors = _vectors(texts, config, cache)
+    with timer("index"):
+        kind = choose_kind(len(movies), config.index, config.exact_max)
+        index = build_index(vectors, movies["id"].to_numpy(), kind)
+    with timer("people"):
+        people = people_matrix(movies, config.text.cast_per_film)
+    with timer("films"):  # response records, title index, genre masks
+        films = Films(movies, index, people, vectors)
+    mlflow.log_params({f"index_{key}": value for key, value in index_params(index).items()})
+    mlflow.log_metric("people_vocabulary", people.shape[1])
+    with timer("neighbours"):
+        neighbours = _neighbours(films, config.ranking, cache)
+    _log_samples(Engine(films, config.ranking, neighbours=neighbours))
+    with timer("save"):
+        artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours, vectors)
+    return artifacts, loaded.source, len(movies)
 
 
 def serving_requirements() -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -311,3 +313,17 @@ def test_the_encoder_warms_up_in_the_background_unless_switched_off(
     assert loaded.is_set() is loads
     fresh.encode(["space adventure"])  # switched off or not, the first free text loads it
     assert loaded.is_set()
+
+
+def test_a_dropped_engine_is_freed_without_the_garbage_collector(films: Films) -> None:
+    """A loaded model freezes the collector (model/recommender.py), so a reference cycle would keep an engine that
+    was dropped (a model loaded again in the same process, as log_model does) for the life of the process."""
+    engine = Engine(films, load_encoder=hashing_encoder)
+    assert one(engine, query="a space saga", top_n=2)["status"] == "ok"  # the encoder and the text matcher used
+    dropped = weakref.ref(engine)
+    gc.disable()
+    try:
+        del engine
+        assert dropped() is None
+    finally:
+        gc.enable()

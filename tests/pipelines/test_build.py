@@ -29,7 +29,7 @@ def test_build_run_logs_params_stats_and_samples(built_model: BuiltModel) -> Non
     assert metrics["rows_skipped_empty_title"] == 0
     assert metrics["texts_over_window"] == 0
     assert metrics["encode_films_per_second"] > 0
-    steps = ("catalog", "encode", "index", "people", "films", "neighbours", "log_model")
+    steps = ("catalog", "encode", "index", "people", "films", "neighbours", "save", "log_model")
     assert {f"seconds_{step}" for step in steps} <= metrics.keys()
     assert metrics["seconds_total"] >= sum(metrics[f"seconds_{step}"] for step in steps)
     artifacts = {item.path for item in client.list_artifacts(built_model.run_id)}
