@@ -246,10 +246,10 @@ def scale(results: Results) -> str:
         return NOT_MEASURED
     sizes = figures["sizes"]
     build_header = ["films", "index", "build (peak RSS)", "index step", "people matrix", "films, titles",
-                    "neighbour lists", "logging the model"]  # fmt: skip
+                    "neighbour lists", "saving", "logging the model"]  # fmt: skip
     builds = [
         [f"{s['films']:,}", s["build"]["index"], f"{s['build']['wall_seconds']} s ({s['build']['peak_rss_mb']:,} MiB)",
-         *(f"{s['build'][f'seconds_{step}']} s" for step in ("index", "people", "films", "neighbours", "log_model"))]
+         *(f"{s['build'][f'seconds_{step}']} s" for step in ("index", "people", "films", "neighbours", "save", "log_model"))]
         for s in sizes
     ]  # fmt: skip
     stored_header = [

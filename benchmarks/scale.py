@@ -8,7 +8,7 @@ built as a user's catalog is: `python -m pipelines.build --catalog FILE` in a fr
 tracking store and build cache. The films' vectors are put in that cache first (`benchmarks.ann.synthetic`, shaped
 like the encoder's): encoding a million texts on two cores would take hours and measure the encoder, whose cost per
 film is B5's. For each size:
-- build: wall seconds, the build's own step timings (`seconds_*` metrics: index, people matrix, films, neighbours,
+- build: wall seconds, the build's own step timings (`seconds_*` metrics: index, people matrix, films, neighbours, saving,
   logging the model) and the build process's peak resident memory;
 - stored: the bytes of each artifact the model keeps per film (index, people matrix, neighbour lists, catalog);
 - title index (model/resolve.py), built in this process as the model builds it when it loads: seconds and the
