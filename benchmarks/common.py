@@ -22,6 +22,7 @@ from supervisor.processes import Child, start
 
 RESULTS = Path(__file__).parent / "results"
 HOST = "127.0.0.1"
+JSON = {"Content-Type": "application/json"}
 
 
 def known_titles(n: int, seed: int = 0) -> list[str]:
@@ -111,7 +112,7 @@ def wait_for(ready: Callable[[], bool], child: Child, limit_s: float = 180) -> N
 
 def answers(url: str, body: bytes | None = None) -> bool:
     """Whether `url` answers 200 now (a GET, or a JSON POST of `body`)."""
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body is not None else {})
+    request = urllib.request.Request(url, body, JSON if body is not None else {})
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200
@@ -192,6 +193,12 @@ def scoring_port(gateway_port: int) -> int:
     """The port of the scoring server the gateway uses now (the supervisor may have moved it)."""
     url = httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=10).json()["scoring"]["url"]
     return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def post_json(url: str, body: bytes, timeout_s: float = 60) -> Any:
+    """The parsed JSON answer to a POST of JSON `body` to `url` (an HTTP error status raises)."""
+    with urllib.request.urlopen(urllib.request.Request(url, body, JSON), timeout=timeout_s) as response:
+        return json.loads(response.read())
 
 
 def post_bytes(host: str, port: int, path: str, body: bytes) -> bytes:

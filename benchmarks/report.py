@@ -239,6 +239,9 @@ def ann(results: Results) -> str:
     )
 
 
+SCALE_STEPS = ("index", "people", "films", "neighbours", "save", "log_model")  # the build steps B8's table shows
+
+
 def scale(results: Results) -> str:
     """B8: build time, stored bytes, title index and serving of one model per catalog size."""
     figures = _figures(results, "b8_scale")
@@ -249,7 +252,7 @@ def scale(results: Results) -> str:
                     "neighbour lists", "saving", "logging the model"]  # fmt: skip
     builds = [
         [f"{s['films']:,}", s["build"]["index"], f"{s['build']['wall_seconds']} s ({s['build']['peak_rss_mb']:,} MiB)",
-         *(f"{s['build'][f'seconds_{step}']} s" for step in ("index", "people", "films", "neighbours", "save", "log_model"))]
+         *(f"{s['build'][f'seconds_{step}']} s" for step in SCALE_STEPS)]
         for s in sizes
     ]  # fmt: skip
     stored_header = [

@@ -8,8 +8,8 @@ built as a user's catalog is: `python -m pipelines.build --catalog FILE` in a fr
 tracking store and build cache. The films' vectors are put in that cache first (`benchmarks.ann.synthetic`, shaped
 like the encoder's): encoding a million texts on two cores would take hours and measure the encoder, whose cost per
 film is B5's. For each size:
-- build: wall seconds, the build's own step timings (`seconds_*` metrics: index, people matrix, films, neighbours, saving,
-  logging the model) and the build process's peak resident memory;
+- build: wall seconds, the build's own step timings (`seconds_*` metrics: index, people matrix, films, neighbours,
+  saving, logging the model) and the build process's peak resident memory;
 - stored: the bytes of each artifact the model keeps per film (index, people matrix, neighbour lists, catalog);
 - title index (model/resolve.py), built in this process as the model builds it when it loads: seconds and the
   memory it holds (tracemalloc);
@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 import tracemalloc
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,18 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from benchmarks.ann import synthetic
-from benchmarks.common import HOST, answers, detached, last_build, load, post_bytes, rss_mb, wait_for, write_result
+from benchmarks.common import (
+    HOST,
+    answers,
+    detached,
+    last_build,
+    load,
+    post_bytes,
+    post_json,
+    rss_mb,
+    wait_for,
+    write_result,
+)
 from benchmarks.synthetic_catalog import synthetic_catalog
 from model.artifacts import FILES
 from model.catalog import load_catalog
@@ -53,7 +63,6 @@ from supervisor.server import MLFLOW_MODELS
 SIZES = (17_472, 100_000, 1_000_000)
 TOKENS = 64  # the token count put in the cache beside each synthetic vector (under the encoder's window)
 MODEL_NAME = "scale"
-JSON = {"Content-Type": "application/json"}
 
 
 def prepare(n: int, folder: Path) -> tuple[Path, Path]:
@@ -144,11 +153,9 @@ def serve(model_folder: Path, catalog: Path, queries: int) -> dict[str, Any]:
 
         def timed(rows: list[dict[str, Any]], mode: str) -> dict[str, float]:
             bodies = [json.dumps({"inputs": [row], "params": {"mode": mode}}).encode() for row in rows]
-            first = urllib.request.Request(f"http://{HOST}:{port}/invocations", bodies[0], JSON)
-            with urllib.request.urlopen(first, timeout=60) as response:
-                answered = json.loads(response.read())
-            if answered["predictions"][0]["status"] != "ok":  # time the answers a user gets, not a refusal
-                raise SystemExit(f"{mode} query {rows[0]} was not answered: {answered['predictions'][0]}")
+            [answered] = post_json(f"http://{HOST}:{port}/invocations", bodies[0])["predictions"]
+            if answered["status"] != "ok":  # time the answers a user gets, not a refusal
+                raise SystemExit(f"{mode} query {rows[0]} was not answered: {answered}")
             requests = [post_bytes(HOST, port, "/invocations", body) for body in bodies]
             load(HOST, port, requests[:20], 1)  # warm-up
             result = load(HOST, port, requests, 1)
