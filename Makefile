@@ -153,8 +153,7 @@ faults: venv ## promotion, rollback and a killed scoring server under load (TO=a
 	$(BIN)/python -m benchmarks.faults --to $(TO) --gateway-port $(GATEWAY_PORT) --tracking-uri $(TRACKING_URI) \
 	  --model-name $(MODEL_NAME) --state-dir $(RUN)
 
-test: venv chromium postgresql ## run every test, integration included (what CI runs)
-	$(BIN)/python -m benchmarks.report --check  # docs/ figures are those of the reference results
+test: venv chromium postgresql lint ## lint, then every test, integration included (what CI runs)
 	$(BIN)/python -m pytest
 
 # The page's tests drive Debian's Chromium (Playwright's own browser download cannot work here). Installed when
