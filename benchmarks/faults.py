@@ -18,79 +18,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sys
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from mlflow.tracking import MlflowClient
 
 from benchmarks.common import write_result
+from tests.integration.traffic import Traffic
 
 HOST = "127.0.0.1"
 
 
-class Traffic:
-    """Clients posting one recommendation after another until `stop` is set; what came back, and when.
-
-    Run it with `await traffic.run()`, or in a background thread with `with traffic.in_thread():` (the tests do).
-    """
-
-    def __init__(self, url: str, concurrency: int) -> None:
-        self.url, self.concurrency = url, concurrency
-        self.answers: Counter[tuple[int, str | None]] = Counter()  # (status, X-Model-Version); 0: no answer
-        self.first_from: dict[str | None, float] = {}  # version -> first 200 from it
-        self.last_503: float | None = None
-        self.recovered: float | None = None  # the first 200 after a 503
-        self.stop = threading.Event()
-
-    async def run(self) -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await asyncio.gather(*(self._client(client) for _ in range(self.concurrency)))
-
-    @contextlib.contextmanager
-    def in_thread(self) -> Iterator[Traffic]:
-        thread = threading.Thread(target=lambda: asyncio.run(self.run()), daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.stop.set()
-            thread.join(60)
-
-    async def _client(self, client: httpx.AsyncClient) -> None:
-        while not self.stop.is_set():
-            try:
-                response = await client.post(f"{self.url}/movies/recommendations/", json={"title": "Heat", "top_n": 5})
-                status, version = response.status_code, response.headers.get("x-model-version")
-            except httpx.HTTPError:
-                status, version = 0, None
-            now = time.monotonic()
-            self.answers[(status, version)] += 1
-            if status == 200:
-                self.first_from.setdefault(version, now)
-                if self.last_503 is not None and self.recovered is None:
-                    self.recovered = now
-            elif status == 503:
-                self.last_503 = now
-                await asyncio.sleep(0.05)
-
-    def statuses(self) -> Counter[int]:
-        counts: Counter[int] = Counter()
-        for (status, _), count in self.answers.items():
-            counts[status] += count
-        return counts
-
-    def figures(self) -> dict:
-        statuses = self.statuses()
-        sent = sum(statuses.values())
-        return {"sent": sent, "failed": sent - statuses[200], "statuses": {str(k): v for k, v in statuses.items()}}
+def outcome(traffic: Traffic) -> dict:
+    """Requests sent, failed (anything but 200) and the count of each status."""
+    statuses = traffic.statuses()
+    return {
+        "sent": traffic.sent,
+        "failed": traffic.sent - statuses[200],
+        "statuses": {str(k): v for k, v in statuses.items()},
+    }
 
 
 async def switch(url: str, client: MlflowClient, name: str, version: str, concurrency: int, limit_s: float) -> dict:
@@ -111,7 +61,7 @@ async def switch(url: str, client: MlflowClient, name: str, version: str, concur
         "to_version": version,
         "from_warm_standby": warm,
         "switch_s": round(seen - moved, 2) if seen else None,
-        **traffic.figures(),
+        **outcome(traffic),
     }
 
 
@@ -143,7 +93,7 @@ async def crash(url: str, state_dir: Path, concurrency: int, limit_s: float) -> 
     traffic.stop.set()
     await runner
     back = traffic.recovered
-    return {"answering_again_s": round(back - killed, 2) if back else None, **traffic.figures()}
+    return {"answering_again_s": round(back - killed, 2) if back else None, **outcome(traffic)}
 
 
 async def measure(args: argparse.Namespace) -> dict:

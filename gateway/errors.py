@@ -1,21 +1,9 @@
 """Every error the gateway returns, in one JSON shape: `{"detail": str, "code": str, ...}`.
 
-| status | code                  | when                                                        |
-| ------ | --------------------- | ----------------------------------------------------------- |
-| 401    | `unauthorized`        | GATEWAY_API_KEY is set and X-API-Key does not match it      |
-| 404    | `unknown_title`       | no film matches the title; carries `suggestions`            |
-| 404    | `not_found`           | no such route, or no film with that id                      |
-| 405    | `method_not_allowed`  | wrong HTTP method                                           |
-| 413    | `payload_too_large`   | the body is larger than GATEWAY_MAX_BODY_BYTES (64 KiB)     |
-| 422    | `invalid_request`     | the body is not UTF-8 JSON or breaks the schema; `errors`   |
-| 502    | `scoring_error`       | the scoring server failed (its stack trace is logged only)  |
-| 503    | `scoring_unavailable` | the scoring server cannot be reached                        |
-| 503    | `not_ready`           | GET /ready: no scoring server answers yet                   |
-| 504    | `scoring_timeout`     | the scoring server did not answer in time                   |
-
-FastAPI and Starlette raise their own HTTPException too: a status the table lists gets its code; any other means
-the framework could not read the request (400: a body that is not UTF-8, or JSON nested too deeply for the parser)
-and is answered as 422 `invalid_request`, so that no client meets a code the table does not list.
+The statuses and codes clients are promised are the README's error table; tests/gateway/test_api.py checks every
+refusal against it. FastAPI and Starlette raise their own HTTPException too: a status the table lists gets its code;
+any other means the framework could not read the request (400: a body that is not UTF-8, or JSON nested too deeply
+for the parser) and is answered as 422 `invalid_request`, so that no client meets a code the table does not list.
 """
 
 from __future__ import annotations

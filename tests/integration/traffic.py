@@ -16,7 +16,8 @@ BODY = {"title": "Heat", "top_n": 5}
 
 class Traffic:
     """What came back, and when: answers by (status, X-Model-Version), 0 for no answer at all; times are
-    `time.monotonic()` seconds. Run it in a background thread with `with Traffic(url, n).in_thread() as load:`."""
+    `time.monotonic()` seconds. Run it in a background thread with `with Traffic(url, n).in_thread() as load:`, or
+    in a running event loop with `await traffic.run()` until `traffic.stop` is set (benchmarks/faults.py)."""
 
     def __init__(self, url: str, concurrency: int) -> None:
         self.url, self.concurrency = url, concurrency
@@ -24,16 +25,16 @@ class Traffic:
         self.first_from: dict[str | None, float] = {}  # version -> first 200 from it
         self.last_503: float | None = None
         self.recovered: float | None = None  # the first 200 after a 503
-        self._stop = threading.Event()
+        self.stop = threading.Event()
 
     @contextlib.contextmanager
     def in_thread(self) -> Iterator[Traffic]:
-        thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        thread = threading.Thread(target=lambda: asyncio.run(self.run()), daemon=True)
         thread.start()
         try:
             yield self
         finally:
-            self._stop.set()
+            self.stop.set()
             thread.join(60)
 
     def statuses(self) -> Counter[int]:
@@ -46,12 +47,12 @@ class Traffic:
     def sent(self) -> int:
         return sum(self.answers.values())
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         async with httpx.AsyncClient(timeout=30) as client:
             await asyncio.gather(*(self._client(client) for _ in range(self.concurrency)))
 
     async def _client(self, client: httpx.AsyncClient) -> None:
-        while not self._stop.is_set():
+        while not self.stop.is_set():
             try:
                 response = await client.post(f"{self.url}/movies/recommendations/", json=BODY)
                 status, version = response.status_code, response.headers.get("x-model-version")
