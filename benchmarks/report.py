@@ -149,10 +149,16 @@ def _ab(results: Results) -> list[list[Any]]:
     if figures is None:
         return []
     rows = []
-    for key, label in (("sequential_p50_ms", "sequential p50"), ("c16_rps", "concurrency 16, requests/s")):
+    # no regression beyond 10%: B's p50 at most 1.1 × A's, its requests/s at least 0.9 × A's
+    for key, label, limit, above in (
+        ("sequential_p50_ms", "sequential p50 ms", 1.1, False),
+        ("c16_rps", "concurrency 16, requests/s", 0.9, True),
+        ("c16_p99_ms", "concurrency 16, p99 ms", None, False),
+    ):
         f = figures[key]
+        target = "–" if limit is None else _target(f["b_over_a"], limit, f"B/A {'≥' if above else '≤'} {limit}", above)
         rows.append(["A/B", f"previous (A) vs this (B) code, {label}, median of {len(figures['rounds'])} rounds",
-                     f"{f['a_median']} · {f['b_median']} (B/A {f['b_over_a']})", "–"])  # fmt: skip
+                     f"{f['a_median']:.4g} · {f['b_median']:.4g} (B/A {f['b_over_a']})", target])  # fmt: skip
     return rows
 
 
