@@ -27,10 +27,8 @@ from pathlib import Path
 import httpx
 from mlflow.tracking import MlflowClient
 
-from benchmarks.common import write_result
+from benchmarks.common import HOST, write_result
 from tests.integration.traffic import Traffic
-
-HOST = "127.0.0.1"
 
 
 def outcome(traffic: Traffic) -> dict:
