@@ -1,5 +1,5 @@
-"""The FastAPI application factory: the scoring client, the request logger, the supervisor when asked for, routes
-and error handlers."""
+"""The FastAPI application factory: the scoring client, the request logger, the event log and the canary/shadow
+traffic, the supervisor when asked for, routes and error handlers."""
 
 from __future__ import annotations
 
@@ -13,13 +13,17 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from gateway.answers import RecentAnswers
 from gateway.covers import Covers
 from gateway.deps import require_api_key
 from gateway.errors import BodyLimit, install_error_handlers
+from gateway.event_log import EventLog
+from gateway.feedback import feedback
 from gateway.request_log import RequestLogger
 from gateway.routes import STATIC, movies, router
 from gateway.scoring import ScoringClient
 from gateway.settings import Settings
+from gateway.traffic import Shadow, Traffic
 from supervisor.settings import SupervisorSettings
 from supervisor.supervisor import Supervisor
 
@@ -40,18 +44,26 @@ def create_app(settings: Settings | None = None, supervisor_settings: Supervisor
         app.state.scoring = _scoring(settings, app.state.supervisor)
         app.state.request_log = _request_log(settings)
         app.state.request_log.start()
+        app.state.events = EventLog(settings.events_uri, queue_size=settings.events_queue_size, enabled=settings.events)
+        app.state.events.start()
+        app.state.answers = RecentAnswers(settings.feedback_window)
+        app.state.traffic = Traffic(settings.canary_percent, Shadow(settings.shadow_percent, app.state.events.submit))
         try:
             if app.state.supervisor is not None:
                 await app.state.supervisor.start(app.state.scoring)
                 logger.info("gateway up; supervising %s", app.state.supervisor.state.alias)
             else:
                 await app.state.scoring.refresh_identity()
+                if app.state.scoring.challenger is not None:
+                    await app.state.scoring.refresh_identity(app.state.scoring.challenger)
                 logger.info("gateway ready: scoring %s, model %s", settings.scoring_url, app.state.scoring.identity)
             yield
         finally:
+            await app.state.traffic.shadow.stop()
             if app.state.supervisor is not None:
                 await app.state.supervisor.stop()
             app.state.request_log.stop()
+            app.state.events.stop()
             await app.state.scoring.close()
 
     app = FastAPI(
@@ -62,7 +74,9 @@ def create_app(settings: Settings | None = None, supervisor_settings: Supervisor
     )
     install_error_handlers(app)
     # the X-API-Key header is checked, and documented, only where a key is set
-    app.include_router(movies, dependencies=[Depends(require_api_key)] if settings.api_key is not None else [])
+    keyed = [Depends(require_api_key)] if settings.api_key is not None else []
+    app.include_router(movies, dependencies=keyed)
+    app.include_router(feedback, dependencies=keyed)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -99,8 +113,9 @@ def _scoring(settings: Settings, supervisor: Supervisor | None) -> ScoringClient
     """Unsupervised, the scoring server at `scoring_url`; supervised, nothing answers until the supervisor's first
     server is warm (requests get 503 until then), and the supervisor names each version it starts."""
     if supervisor is None:
-        return ScoringClient(settings, settings.scoring_url)
-    return ScoringClient(settings, supervisor.first_url, pinned=True)
+        return ScoringClient(settings, settings.scoring_url, challenger_url=settings.challenger_url)
+    aliases = (supervisor.settings.model_alias, supervisor.settings.standby_alias)
+    return ScoringClient(settings, supervisor.first_url, pinned=True, aliases=aliases)
 
 
 def _request_log(settings: Settings) -> RequestLogger:

@@ -7,10 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from gateway.answers import RecentAnswers
 from gateway.covers import Covers
 from gateway.errors import Unauthorized
+from gateway.event_log import EventLog
 from gateway.request_log import RequestLogger
 from gateway.scoring import ScoringClient
+from gateway.traffic import Traffic
 from supervisor.supervisor import Supervisor
 
 
@@ -25,6 +28,18 @@ async def get_covers(request: Request) -> Covers:
 
 async def get_request_log(request: Request) -> RequestLogger:
     return request.app.state.request_log
+
+
+async def get_event_log(request: Request) -> EventLog:
+    return request.app.state.events
+
+
+async def get_answers(request: Request) -> RecentAnswers:
+    return request.app.state.answers
+
+
+async def get_traffic(request: Request) -> Traffic:
+    return request.app.state.traffic
 
 
 async def get_supervisor(request: Request) -> Supervisor | None:
@@ -47,4 +62,7 @@ async def require_api_key(
 ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
 CoversDep = Annotated[Covers, Depends(get_covers)]
 RequestLogDep = Annotated[RequestLogger, Depends(get_request_log)]
+EventLogDep = Annotated[EventLog, Depends(get_event_log)]
+AnswersDep = Annotated[RecentAnswers, Depends(get_answers)]
+TrafficDep = Annotated[Traffic, Depends(get_traffic)]
 SupervisorDep = Annotated[Supervisor | None, Depends(get_supervisor)]

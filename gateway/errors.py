@@ -32,6 +32,10 @@ NOT_READY = "No scoring server answers yet."
 PAYLOAD_TOO_LARGE = "The request body is larger than {limit} bytes."
 BODY_NOT_UTF8 = "The body is not UTF-8 JSON."
 BODY_UNREADABLE = "The body could not be read as JSON."
+UNKNOWN_REQUEST = "No answer of this gateway has this request_id."
+NOT_IN_ANSWER = "This film was not in the answer with this request_id."
+EVENTS_UNAVAILABLE = "The event store cannot be reached to check this event; send it again shortly."
+EVENTS_OFF = "The event store is off (GATEWAY_EVENTS=false): no feedback is recorded."
 
 
 class GatewayError(Exception):
@@ -64,6 +68,18 @@ class FilmNotFound(GatewayError):
 
 class InvalidQuery(GatewayError):
     status_code, code, detail = 422, "invalid_request", INVALID_REQUEST
+
+
+class UnknownRequest(GatewayError):
+    status_code, code, detail = 404, "unknown_request", UNKNOWN_REQUEST
+
+
+class NotInAnswer(GatewayError):
+    status_code, code, detail = 422, "not_in_answer", NOT_IN_ANSWER
+
+
+class EventsUnavailable(GatewayError):
+    status_code, code, detail = 503, "events_unavailable", EVENTS_UNAVAILABLE
 
 
 class ScoringUnavailable(GatewayError):

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import pathlib
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
+from events.records import Impression
+from gateway.answers import Answer
 from gateway.covers import COVER_ROUTE, draw_cover, etag
-from gateway.deps import CoversDep, RequestLogDep, ScoringDep, SupervisorDep
-from gateway.errors import FilmNotFound, GatewayError, InvalidQuery, NotReady, UnknownTitle, model_headers
+from gateway.deps import AnswersDep, CoversDep, EventLogDep, RequestLogDep, ScoringDep, SupervisorDep, TrafficDep
+from gateway.errors import (
+    FilmNotFound,
+    GatewayError,
+    InvalidQuery,
+    NotReady,
+    ScoringUnavailable,
+    UnknownTitle,
+    model_headers,
+)
 from gateway.request_log import RequestRecord
 from gateway.schemas import (
     ErrorResponse,
@@ -28,8 +43,10 @@ from gateway.schemas import (
     at_most,
     bounds,
 )
-from gateway.scoring import ModelIdentity
+from gateway.scoring import ModelIdentity, Scored, ScoringClient
 from model.contract import DEFAULT_SEARCH, MAX_ID, MAX_SEARCH, MAX_TITLE_CHARS, search_reason
+
+logger = logging.getLogger(__name__)
 
 STATIC = pathlib.Path(__file__).parent / "static"  # the page: plain HTML, CSS and JavaScript, no build step
 
@@ -40,6 +57,7 @@ PAGE_POLICY = (
     "frame-ancestors 'none'"
 )
 FilmId = Annotated[int, Path(ge=0, le=MAX_ID)]
+REQUEST_ID_HEADER = "x-request-id"
 
 router = APIRouter()
 movies = APIRouter()  # /movies/*: create_app adds the X-API-Key check when GATEWAY_API_KEY is set
@@ -60,25 +78,77 @@ _UPSTREAM: dict[int | str, dict[str, Any]] = {
     responses={404: {"model": ErrorResponse, "description": "No query film matches; see `suggestions`."}, **_UPSTREAM},
 )
 async def recommend(
-    request: RecommendationRequest, scoring: ScoringDep, request_log: RequestLogDep, covers: CoversDep, http: Request
+    request: RecommendationRequest,
+    scoring: ScoringDep,
+    request_log: RequestLogDep,
+    covers: CoversDep,
+    events: EventLogDep,
+    answers: AnswersDep,
+    traffic: TrafficDep,
+    http: Request,
 ) -> Response:
     """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging.
 
-    The `X-Model-Name` and `X-Model-Version` headers name the model version that answered."""
-    started = time.perf_counter()
-    served = scoring.identity
+    `request_id` names the answer for feedback; `model` (and the `X-Model-Name`, `X-Model-Version` headers) the
+    version that answered and the alias that chose it."""
+    started, request_id = time.perf_counter(), uuid.uuid4().hex
+    served, challenger = scoring.identity, scoring.challenger
+    challenger_version = challenger.identity.version if challenger is not None else None
+    canary = traffic.to_challenger(served.version, challenger_version, challenger is not None, request.user)
     try:
-        result, served = await scoring.recommend(request)
+        result, served = await _score(scoring, request, canary)
         http.state.served = served
-        body = shape_response(result, served)
+        body = shape_response(result, served, request_id)
         covers.fill(answered_films(body), str(http.base_url))
     except GatewayError as error:
-        request_log.submit(_record(request, started, error.code, error.status_code, 0, served))
+        request_log.submit(_record(request, request_id, started, error.code, error.status_code, 0, served))
         raise
-    request_log.submit(_record(request, started, "ok", 200, len(body["recommendations"]), served))
+    films = [(film["id"], film["score"]) for film in body["recommendations"]]
+    traffic.count(served.alias)
+    if events.enabled:
+        answers.add(request_id, Answer(tuple(film for film, _ in films), request.user))
+        events.submit(_impression(request, request_id, served, films))
+    request_log.submit(_record(request, request_id, started, "ok", 200, len(films), served))
+    shadow = None
+    if not canary and challenger is not None and traffic.shadow.wanted():
+        score = functools.partial(_challenger_ids, scoring, request)
+        shadow = BackgroundTask(traffic.shadow.start, request_id, [f for f, _ in films], request.top_n, score)
     # The model's records already follow the response schema (the integration tests check it): they are passed on
     # as they are, not rebuilt field by field.
-    return Response(orjson.dumps(body), media_type="application/json", headers=model_headers(served))
+    headers = {**model_headers(served), REQUEST_ID_HEADER: request_id}
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers, background=shadow)
+
+
+async def _score(scoring: ScoringClient, request: RecommendationRequest, canary: bool) -> Scored:
+    """The champion's answer, or the challenger's for the canary; a challenger that cannot be reached leaves the
+    request to the champion rather than failing it."""
+    if canary:
+        try:
+            return await scoring.recommend(request, challenger=True)
+        except ScoringUnavailable:
+            logger.warning("the challenger cannot be reached: its canary request goes to the champion")
+    return await scoring.recommend(request)
+
+
+async def _challenger_ids(
+    scoring: ScoringClient, request: RecommendationRequest
+) -> tuple[list[int], str | None, str | None]:
+    """The challenger's recommendations (ids in order) for a request the champion answered, and its name, version."""
+    result, identity = await scoring.recommend(request, challenger=True)
+    if result.get("status") != "ok":
+        raise InvalidQuery(result.get("reason") or result.get("status"))
+    return [film["id"] for film in result["recommendations"]], identity.name, identity.version
+
+
+def _impression(
+    request: RecommendationRequest, request_id: str, served: ModelIdentity, films: list[tuple[int, float]]
+) -> Impression:
+    """What the event store keeps of an answered request (the user's id, never in the MLflow request log)."""
+    asked = [name for name in ("title", "liked", "query") if getattr(request, name)]
+    kind = asked[0] if len(asked) == 1 else "mixed"
+    return Impression(
+        request_id, datetime.now(UTC), request.user, served.name, served.version, served.alias, kind, tuple(films)
+    )
 
 
 @movies.get("/movies/search", response_model=SearchResponse, responses=_UPSTREAM)
@@ -169,18 +239,25 @@ async def page() -> FileResponse:
 
 
 @router.get("/health", response_model=HealthResponse)
-async def health(scoring: ScoringDep, request_log: RequestLogDep, supervisor: SupervisorDep) -> HealthResponse:
-    """Whether the gateway can serve: scoring server reachable, which model version it serves, request log state,
-    and (under `python -m gateway serve`) the supervisor's: alias target, switches, restarts, failed versions."""
+async def health(
+    scoring: ScoringDep, request_log: RequestLogDep, events: EventLogDep, traffic: TrafficDep, supervisor: SupervisorDep
+) -> HealthResponse:
+    """Whether the gateway can serve: scoring server reachable, which model version it serves, request log and event
+    store state, the canary and shadow split, and (under `python -m gateway serve`) the supervisor's: alias target,
+    switches, restarts, failed versions."""
     reachable = await scoring.ping()
     identity = await scoring.refresh_identity() if reachable else scoring.identity
-    log_state = request_log.health()
+    challenger = scoring.challenger
+    if challenger is not None and challenger.identity.version is None:
+        await scoring.refresh_identity(challenger)
+    log_state, event_state = request_log.health(), events.health()
     supervisor_state = supervisor.state.public() if supervisor is not None else None
     # degraded: nothing answers, request logs cannot be written, the registry cannot be asked, or the alias points
     # at a version that failed to start (the previous one keeps serving)
     degraded = (
         not reachable
         or log_state["tracking_reachable"] is False
+        or event_state["database_reachable"] is False
         or (supervisor is not None and supervisor.state.troubled)
     )
     return HealthResponse(
@@ -188,6 +265,10 @@ async def health(scoring: ScoringDep, request_log: RequestLogDep, supervisor: Su
         scoring={"url": scoring.url, "reachable": reachable},
         model=_served(identity),
         request_log=log_state,
+        events=event_state,
+        traffic=traffic.health(
+            identity.version, challenger.identity.version if challenger else None, challenger is not None
+        ),
         supervisor=supervisor_state,
     )
 
@@ -204,7 +285,7 @@ async def ready(scoring: ScoringDep) -> ReadyResponse:
     return ReadyResponse(ready=True, model=_served(scoring.identity))
 
 
-def shape_response(result: dict[str, Any], identity: ModelIdentity) -> dict[str, Any]:
+def shape_response(result: dict[str, Any], identity: ModelIdentity, request_id: str) -> dict[str, Any]:
     """The model's record for one request as the API response (RecommendationResponse); outcomes become errors."""
     if result.get("status") == "unknown_title":
         raise UnknownTitle(suggestions=result.get("suggestions") or [], unresolved=result.get("unresolved") or [])
@@ -217,7 +298,8 @@ def shape_response(result: dict[str, Any], identity: ModelIdentity) -> dict[str,
         "recommendations": result["recommendations"],
         "offset": result.get("offset", 0),
         "top_n": result.get("top_n", len(result["recommendations"])),
-        "model": {"name": identity.name, "version": identity.version},
+        "model": _served(identity).model_dump(),
+        "request_id": request_id,
     }
 
 
@@ -240,11 +322,12 @@ def _answered_by(http: Request, response: Response, served: ModelIdentity) -> No
 
 
 def _served(identity: ModelIdentity) -> ServedModel:
-    return ServedModel(name=identity.name, version=identity.version)
+    return ServedModel(name=identity.name, version=identity.version, alias=identity.alias)
 
 
 def _record(
     request: RecommendationRequest,
+    request_id: str,
     started: float,
     status: str,
     http_status: int,
@@ -261,7 +344,7 @@ def _record(
         n_returned=n_returned,
         latency_ms=(time.perf_counter() - started) * 1000,
         model_version=identity.version,
-        extra=_extra_params(request),
+        extra={"request_id": request_id, **_extra_params(request)},
     )
 
 

@@ -1,36 +1,38 @@
 """Request and response schemas of the HTTP API (the word "model" is kept for the ML model).
 
-The request's limits and rules are the model's request contract (`model.contract`): the fields are declared here with
-their JSON types, their bounds are documented in the JSON schema from the contract's constants, and one validator
-applies the contract's `invalid_reason`, so a request is refused for the same reason, in the same words, as the
-model would refuse it.
+The request's fields and the film record are declared once, in the model's request contract (`model.contract.QUERY`,
+`USER` and `FILM`): their schemas here are derived from those declarations (JSON types by kind, bounds documented in
+the JSON schema), and one validator applies the contract's `invalid_reason`, so a request is refused for the same
+reason, in the same words, as the model would refuse it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from events.records import EVENTS
 from model.contract import (
-    DEFAULT_TOP_N,
-    MAX_EXCLUDE,
-    MAX_FILMS,
+    FILM,
+    MAX_FEEDBACK,
     MAX_GENRE_CHARS,
-    MAX_GENRES,
     MAX_ID,
-    MAX_OFFSET,
-    MAX_QUERY_CHARS,
     MAX_TITLE_CHARS,
-    MAX_TOP_N,
-    MAX_WITHIN,
+    MAX_USER_CHARS,
+    QUERY,
+    USER,
     YEAR_MAX,
     YEAR_MIN,
+    Spec,
     invalid_reason,
+    user_reason,
 )
 
 INVALID_QUERY = "invalid_query"  # the pydantic error type of a request the contract refuses
+NEEDS_REQUEST_OR_USER = "an event needs a request_id, a user, or both"
+REQUEST_ID_CHARS = 64
 
 
 def bounds(low: float, high: float) -> dict[str, Any]:
@@ -38,9 +40,9 @@ def bounds(low: float, high: float) -> dict[str, Any]:
     return {"minimum": low, "maximum": high}
 
 
-def at_most(count: int, of: Literal["items", "characters"] = "items") -> dict[str, Any]:
+def at_most(count: int, of: Literal["items", "characters", ""] = "items") -> dict[str, Any]:
     """JSON-schema size bound of a list or a string (documentation: `invalid_reason` enforces it)."""
-    return {"maxItems": count} if of == "items" else {"maxLength": count}
+    return {"maxLength": count} if of == "characters" else {"maxItems": count}
 
 
 StrictInt = Annotated[int, Field(strict=True)]
@@ -63,15 +65,26 @@ FilmInput = Annotated[
     CatalogId | str | FilmTitle,
     Field(description='a catalog id (`83495`), a title (`"The Matrix"`), or `{"title": "Hamlet", "year": 1948}`'),
 ]
-Films = Annotated[list[FilmInput], Field(json_schema_extra=at_most(MAX_FILMS))]
-Excluded = Annotated[list[FilmInput], Field(json_schema_extra=at_most(MAX_EXCLUDE))]
-CatalogIds = Annotated[list[CatalogId], Field(json_schema_extra=at_most(MAX_WITHIN))]
-Genres = Annotated[list[Genre], Field(json_schema_extra=at_most(MAX_GENRES))]
-FreeText = Annotated[str, Field(json_schema_extra=at_most(MAX_QUERY_CHARS, "characters"))]
-Diversity = Annotated[float, Field(json_schema_extra=bounds(0, 1))]
+# The JSON type of each kind of field of the contract (model.contract.Spec), bounds documented from the declaration.
+_STRICT: dict[str, Any] = {
+    "text": str, "int": StrictInt, "number": float, "films": list[FilmInput], "ids": list[CatalogId],
+    "names": list[Genre],
+}  # fmt: skip
 
 
-class RecommendationRequest(BaseModel):
+def field_of(spec: Spec, default: Any = ...) -> tuple[Any, Any]:
+    """A pydantic field (type, FieldInfo) for one declared field of the contract."""
+    kind = _STRICT[spec.kind]
+    if spec.low is not None and spec.high is not None:
+        kind = Annotated[kind, Field(json_schema_extra=bounds(spec.low, spec.high))]
+    elif spec.most is not None:
+        kind = Annotated[kind, Field(json_schema_extra=at_most(spec.most, "characters" * (spec.kind == "text")))]
+    examples = None if spec.example is None else [spec.example]
+    info = Field(default, description=spec.description, examples=examples)
+    return (kind | None if default is None or spec.nullable else kind), info
+
+
+class _Request(BaseModel):
     """What to recommend from: a `title`, `liked` films, free text `query`, or any mix; plus filters.
 
     The first form, `{"title": ..., "top_n": ...}`, is a complete request on its own.
@@ -86,57 +99,36 @@ class RecommendationRequest(BaseModel):
                 {"liked": ["Heat", {"title": "Alien", "year": 1979}, 83495], "disliked": ["Titanic"], "top_n": 10},
                 {"query": "heist film with a twist ending", "year_min": 1990, "exclude_genres": ["Documentary"]},
                 {"title": "Toy Story", "genres": ["Animation", "Comedy"], "diversity": 0.5, "offset": 5},
+                {"title": "Heat", "user": "user-1234"},
             ]
         },
     )
 
-    title: Title | None = Field(None, description="a film you like; typos are tolerated", examples=["The Matrix"])
-    year: Year | None = Field(None, description="release year of `title`, among films sharing it", examples=[1999])
-    top_n: StrictInt = Field(
-        DEFAULT_TOP_N, description="how many films to return", examples=[5], json_schema_extra=bounds(1, MAX_TOP_N)
-    )
-    liked: Films | None = Field(
-        None, description="films you like (later ones weigh more)",
-        examples=[["Heat", {"title": "Alien", "year": 1979}, 83495]],
-    )  # fmt: skip
-    disliked: Films | None = Field(None, description="films to steer away from; never returned", examples=[["Titanic"]])
-    query: FreeText | None = Field(
-        None, description="free text, alone or with liked films", examples=["heist film with a twist ending"]
-    )
-    genres: Genres | None = Field(
-        None, description="only films with any of these genres", examples=[["Crime", "Drama"]]
-    )
-    exclude_genres: Genres | None = Field(
-        None, description="no film with any of these genres", examples=[["Documentary"]]
-    )
-    year_min: Year | None = Field(None, description="released in or after", examples=[1990])
-    year_max: Year | None = Field(None, description="released in or before", examples=[1999])
-    exclude: Excluded | None = Field(None, description="films already seen: never returned", examples=[[83495, "Heat"]])
-    within: CatalogIds | None = Field(
-        None, description="choose only among these catalog ids", examples=[[83495, 207536]]
-    )
-    diversity: Diversity | None = Field(
-        None, description="0: plain similarity; up to 1: fewer near-duplicates (MMR)", examples=[0.3]
-    )
-    offset: StrictInt = Field(
-        0, description="skip this many results (paging)", examples=[0], json_schema_extra=bounds(0, MAX_OFFSET)
-    )
-
     @model_validator(mode="after")
-    def _follows_the_contract(self) -> RecommendationRequest:
-        reason = invalid_reason(self)
+    def _follows_the_contract(self) -> _Request:
+        reason = invalid_reason(self) or user_reason(getattr(self, "user", None))
         if reason is not None:
             raise PydanticCustomError(INVALID_QUERY, "{reason}", {"reason": reason})
         return self
 
     def model_inputs(self) -> dict[str, Any]:
-        """The request as one row of the model's input (film references as `{"id"}` or `{"title", "year"}`)."""
-        row = self.model_dump(exclude_none=True, exclude={"liked", "disliked", "exclude"})
+        """The request as one row of the model's input (film references as `{"id"}` or `{"title", "year"}`); the
+        gateway's own fields (`user`) stay here."""
+        row = self.model_dump(exclude_none=True, include=set(QUERY), exclude={"liked", "disliked", "exclude"})
         for name in ("liked", "disliked", "exclude"):
             films = getattr(self, name)
             if films is not None:
                 row[name] = [_model_film(f) for f in films]
         return row
+
+
+RecommendationRequest = create_model(
+    "RecommendationRequest",
+    __base__=_Request,
+    __doc__=_Request.__doc__,
+    **{name: field_of(spec, spec.default) for name, spec in QUERY.items()},
+    user=field_of(USER, None),
+)
 
 
 def _model_film(film: int | str | FilmTitle) -> dict[str, Any]:
@@ -147,15 +139,14 @@ def _model_film(film: int | str | FilmTitle) -> dict[str, Any]:
     return film.model_dump(exclude_none=True)
 
 
-class Film(BaseModel):
-    id: int
-    title: str
-    year: int | None
-    genres: list[str]
-    directors: list[str]
-    cast: list[str] = Field(description="best-known names first, at most 10")
-    imdb_id: str | None = Field(None, description="IMDb title id, null when the catalog has none")
-    imdb_url: str | None = Field(None, description="the film's IMDb page, null without an IMDb id")
+_FilmRecord = create_model(
+    "FilmRecord", **{name: field_of(spec, None if spec.nullable else ...) for name, spec in FILM.items()}
+)
+
+
+class Film(_FilmRecord):  # type: ignore[misc, valid-type]
+    """A film as answered: the model's record (model.contract.FILM), its cover always filled in by the gateway."""
+
     cover_url: str = Field(
         description="poster image: the catalog's own, else GATEWAY_COVER_URL_TEMPLATE's, else the gateway's "
         "generated cover (/movies/{id}/cover.svg)"
@@ -190,6 +181,9 @@ class QueryFilm(Film):
 class ServedModel(BaseModel):
     name: str | None
     version: str | None
+    alias: str | None = Field(
+        None, description="the registry alias that chose this version: champion, or challenger for the canary"
+    )
 
 
 class Suggestion(BaseModel):
@@ -214,6 +208,71 @@ class RecommendationResponse(BaseModel):
     offset: int
     top_n: int
     model: ServedModel
+    request_id: str = Field(description="this answer's id (also the X-Request-Id header): give it with feedback")
+
+
+RequestId = Annotated[str, Field(min_length=1, max_length=REQUEST_ID_CHARS, pattern=r"^[0-9A-Za-z_-]+$")]
+
+
+class FeedbackEvent(BaseModel):
+    """What a user did with a film: of an answer (`request_id`), or of their own (`user`, no request: attributed to
+    no model version)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"request_id": "3f2b0c9e8d7a4b1c9e0f1a2b3c4d5e6f", "film_id": 189600, "event": "click"},
+                {"user": "user-1234", "film_id": 83495, "event": "like"},
+            ]
+        },
+    )
+
+    request_id: RequestId | None = Field(None, description="the `request_id` of the answer that showed the film")
+    user: str | None = Field(
+        None, description=USER.description, json_schema_extra=at_most(MAX_USER_CHARS, "characters")
+    )
+    film_id: Annotated[int, Field(strict=True, ge=0, le=MAX_ID)] = Field(description="the film's catalog id")
+    event: Literal[EVENTS] = Field(  # type: ignore[valid-type]
+        description="shown: the client displayed it; click: followed it; like; dismiss: not this"
+    )
+
+    @model_validator(mode="after")
+    def _attributable(self) -> FeedbackEvent:
+        reason = (NEEDS_REQUEST_OR_USER if self.request_id is None and self.user is None else None) or user_reason(
+            self.user
+        )
+        if reason is not None:
+            raise PydanticCustomError(INVALID_QUERY, "{reason}", {"reason": reason})
+        return self
+
+
+class FeedbackBatch(BaseModel):
+    """Up to 100 events; each is checked on its own: bad ones are reported by index, the good ones kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[dict[str, Any]] = Field(
+        description="FeedbackEvent objects", min_length=1, max_length=MAX_FEEDBACK, json_schema_extra={"items": {}}
+    )
+
+
+class EventError(BaseModel):
+    index: int = Field(description="the event's position in `events` (0 first)")
+    code: str = Field(description="unknown_request, not_in_answer, invalid_request or events_unavailable")
+    detail: str
+
+
+class FeedbackResponse(BaseModel):
+    accepted: int = Field(description="events recorded (written to the event store in the background)")
+    duplicates: int = Field(description="events already recorded for the same request (or user), film and event")
+    errors: list[EventError] = Field([], description="events refused, by index")
+
+
+class ForgetResponse(BaseModel):
+    user: str
+    deleted: int | None = Field(description="feedback events deleted; null while the event store is away")
+    pending: bool = Field(description="true: the event store is away; the user is forgotten as soon as it is back")
 
 
 class SearchResult(Suggestion):
@@ -304,11 +363,47 @@ class SupervisorHealth(BaseModel):
     standby: StandbyHealth
 
 
+class EventsHealth(BaseModel):
+    enabled: bool
+    url: str | None = Field(description="the event store, without its password")
+    written: int = Field(description="impressions, feedback events, shadow results and forgets written")
+    duplicates: int = Field(description="events the store already held (counted once), skipped")
+    queued: int
+    lost: int = Field(description="events that found the queue full, or were still queued when the gateway stopped")
+    rejected: int = Field(description="events the database refused for good, dropped and counted")
+    database_reachable: bool | None
+    last_error: str | None
+
+
+class ShadowHealth(BaseModel):
+    percent: float
+    in_flight: int
+    sent: int
+    ok: int
+    failed: int
+    skipped: int = Field(description="copies not sent: too many in flight, or paused after the challenger was away")
+    paused_s: float | None = Field(description="seconds until shadow copies resume after the challenger was away")
+    last_error: str | None
+
+
+class TrafficHealth(BaseModel):
+    champion_version: str | None
+    challenger_version: str | None = Field(description="the challenger served for canary and shadow; null: none")
+    canary_percent: float
+    canary_active: bool
+    shadow_active: bool
+    reason: str | None = Field(description="why neither canary nor shadow runs, when they do not")
+    answered: dict[str, int] = Field(description="answers since start, by the alias that chose the version")
+    shadow: ShadowHealth
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     scoring: ScoringHealth
     model: ServedModel
     request_log: RequestLogHealth
+    events: EventsHealth
+    traffic: TrafficHealth
     supervisor: SupervisorHealth | None = Field(None, description="present when run as `python -m gateway serve`")
 
 

@@ -40,6 +40,7 @@ class ModelIdentity:
     name: str | None = None
     version: str | None = None
     build_run_id: str | None = None
+    alias: str | None = None  # the registry alias that chose this version for its requests
 
 
 @dataclass
@@ -69,11 +70,25 @@ Scored = tuple[dict[str, Any], ModelIdentity]
 class ScoringClient:
     """Sends queries to the scoring server over one pool of keep-alive connections per server (gateway/upstream.py).
 
-    It is the supervisor's router (`supervisor.router.Router`): `switch` sends new requests to another server."""
+    It is the supervisor's router (`supervisor.router.Router`): `switch` sends new requests to another server, and
+    `offer_challenger` / `withdraw_challenger` say which server, if any, serves the challenger for the canary and the
+    shadow copies."""
 
-    def __init__(self, settings: Settings, url: str, pinned: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        pinned: bool = False,
+        challenger_url: str | None = None,
+        aliases: tuple[str, str] = ("champion", "challenger"),
+    ) -> None:
+        """`aliases`: the registry aliases whose versions answer the champion's and the challenger's requests."""
         self._settings = settings
-        self.backend = Backend(self._pool(url), pinned=pinned)
+        self._aliases = aliases
+        self.backend = Backend(self._pool(url), ModelIdentity(alias=aliases[0]), pinned=pinned)
+        self.challenger: Backend | None = None
+        if challenger_url:
+            self.challenger = Backend(self._pool(challenger_url), ModelIdentity(alias=aliases[1]))
         self._refreshing: asyncio.Task[ModelIdentity] | None = None
 
     @property
@@ -88,15 +103,31 @@ class ScoringClient:
         """Send new requests to `url`, labelled as `name` version `version`; returns the previous backend (its
         in-flight requests finish there; drain it)."""
         previous = self.backend
-        self.backend = Backend(self._pool(url), ModelIdentity(name, version, build_run_id), pinned=True)
+        identity = ModelIdentity(name, version, build_run_id, self._aliases[0])
+        self.backend = Backend(self._pool(url), identity, pinned=True)
         return previous
+
+    def offer_challenger(self, url: str, name: str, version: str, build_run_id: str | None) -> None:
+        """The challenger's version `version` is warm at `url`: canary and shadow requests may go there."""
+        identity = ModelIdentity(name, version, build_run_id, self._aliases[1])
+        self.challenger = Backend(self._pool(url), identity, pinned=True)
+
+    def withdraw_challenger(self) -> Backend | None:
+        """No challenger to send requests to any more; returns its backend (drain it before stopping its server)."""
+        challenger, self.challenger = self.challenger, None
+        return challenger
 
     async def close(self) -> None:
         await self.backend.upstream.close()
+        if self.challenger is not None:
+            await self.challenger.upstream.close()
 
-    async def recommend(self, request: RecommendationRequest) -> Scored:
+    async def recommend(self, request: RecommendationRequest, challenger: bool = False) -> Scored:
         """The model's record for one request (status, reason, query, liked, unresolved, recommendations...) and
-        the version that answered."""
+        the version that answered: the champion's, or with `challenger` the challenger's (when one is served)."""
+        if challenger and self.challenger is not None:
+            backend = self.challenger
+            return await invoke_one(backend, request.model_inputs(), "recommend"), backend.identity
         return await self._one(request.model_inputs(), "recommend")
 
     async def search(self, text: str, limit: int) -> Scored:
@@ -124,19 +155,20 @@ class ScoringClient:
     def _refreshed(self, _: asyncio.Task[ModelIdentity]) -> None:
         self._refreshing = None
 
-    async def ping(self) -> bool:
-        """Whether the scoring server answers /ping now."""
+    async def ping(self, backend: Backend | None = None) -> bool:
+        """Whether the scoring server (the champion's, or `backend`'s) answers /ping now."""
         try:
-            status, _ = await self.backend.upstream.get(PING)
+            status, _ = await (backend or self.backend).upstream.get(PING)
         except UpstreamError:
             return False
         return status == 200
 
-    async def refresh_identity(self) -> ModelIdentity:
-        """Ask the served model who it is, then the registry which version that is; keeps the last answer on failure.
+    async def refresh_identity(self, backend: Backend | None = None) -> ModelIdentity:
+        """Ask the served model (the champion's, or `backend`'s) who it is, then the registry which version that is;
+        keeps the last answer on failure.
 
         A backend the supervisor started already knows its version: nothing to ask."""
-        backend = self.backend
+        backend = backend or self.backend
         if backend.pinned:
             return backend.identity
         backend.asked_at = time.monotonic()
@@ -148,7 +180,7 @@ class ScoringClient:
         name, run_id = info.get("model_name"), info.get("build_run_id")
         if run_id != backend.identity.build_run_id or backend.identity.version is None:
             version = await anyio.to_thread.run_sync(self._registered_version, name, run_id)
-            backend.identity = ModelIdentity(name, version, run_id)
+            backend.identity = ModelIdentity(name, version, run_id, backend.identity.alias)
         return backend.identity
 
     def _pool(self, url: str) -> UpstreamPool:

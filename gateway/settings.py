@@ -46,6 +46,26 @@ class Settings(BaseSettings):
         10.0, ge=0, description="grouped runs are written at most this often (sooner when a whole group waits)"
     )
 
+    events: bool = Field(True, description="record impressions and feedback in the event store")
+    events_uri: str = Field(
+        "sqlite:///.run/events.db",
+        description="the event store: a SQLite file (created, nothing to start) or postgresql://USER@HOST/DB, the "
+        "password in PGPASSWORD or ~/.pgpass",
+    )
+    events_queue_size: int = Field(100_000, ge=1, description="events held while the event store is slow or down")
+    feedback_window: int = Field(
+        50_000, ge=1, description="answers remembered in memory to check feedback against (older ones: the store)"
+    )
+    canary_percent: float = Field(
+        0, ge=0, le=100, description="share of users (sticky; without user: of requests) the challenger answers"
+    )
+    shadow_percent: float = Field(
+        0, ge=0, le=100, description="share of champion answers also scored by the challenger after they are sent"
+    )
+    challenger_url: str | None = Field(
+        None, description="the challenger's scoring server for `python -m gateway` (the supervisor picks its own)"
+    )
+
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
     api_key: SecretStr | None = Field(None, description="when set, /movies/* require it in the X-API-Key header")
     cors_origins: list[str] = Field([], description="browser origins allowed to call the API (none by default)")

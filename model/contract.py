@@ -11,6 +11,7 @@ object with `id`, `title` and `year`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_TOP_N = 5
@@ -29,12 +30,86 @@ MAX_GENRE_CHARS = 50
 MAX_ID = 2**63 - 1
 YEAR_MIN, YEAR_MAX = 1800, 2100
 DEFAULT_SEARCH = 10
+MAX_USER_CHARS = 128
+RESPONSE_CAST = 10  # names per film in an answer; the stored cast is ranked best-known first
+MAX_FEEDBACK = 100  # events per feedback batch
 MAX_SEARCH = 50
 
-QUERY_FIELDS = (
-    "title", "year", "top_n", "liked", "disliked", "query", "genres", "exclude_genres", "year_min", "year_max",
-    "exclude", "within", "diversity", "offset",
+
+@dataclass(frozen=True)
+class Spec:
+    """One field of a shape, declared once: its kind, what it means, an example, and its bounds.
+
+    Kinds: `text` (a string of at most `most` characters), `int` and `number` (between `low` and `high`), `films`
+    (film references, at most `most`), `ids` (catalog ids, at most `most`), `names` (strings, at most `most`).
+    The model's input schema (model/schema.py), the gateway's request and response schemas (gateway/schemas.py),
+    the batch output's Spark schema (pipelines/batch.py) and the page (through the OpenAPI document) derive theirs.
+    """
+
+    kind: str
+    description: str
+    example: Any = None
+    low: float | None = None
+    high: float | None = None
+    most: int | None = None
+    default: Any = None
+    nullable: bool = False
+
+
+# A recommendation query, as the model takes it (and the gateway's request, which adds `user`).
+QUERY: dict[str, Spec] = {
+    "title": Spec("text", "a film you like; typos are tolerated", "The Matrix", most=MAX_TITLE_CHARS),
+    "year": Spec("int", "release year of `title`, among films sharing it", 1999, YEAR_MIN, YEAR_MAX),
+    "top_n": Spec("int", "how many films to return", 5, 1, MAX_TOP_N, default=DEFAULT_TOP_N),
+    "liked": Spec(
+        "films", "films you like (later ones weigh more)", ["Heat", {"title": "Alien", "year": 1979}, 83495],
+        most=MAX_FILMS,
+    ),
+    "disliked": Spec("films", "films to steer away from; never returned", ["Titanic"], most=MAX_FILMS),
+    "query": Spec(
+        "text", "free text, alone or with liked films", "heist film with a twist ending", most=MAX_QUERY_CHARS
+    ),
+    "genres": Spec("names", "only films with any of these genres", ["Crime", "Drama"], most=MAX_GENRES),
+    "exclude_genres": Spec("names", "no film with any of these genres", ["Documentary"], most=MAX_GENRES),
+    "year_min": Spec("int", "released in or after", 1990, YEAR_MIN, YEAR_MAX),
+    "year_max": Spec("int", "released in or before", 1999, YEAR_MIN, YEAR_MAX),
+    "exclude": Spec("films", "films already seen: never returned", [83495, "Heat"], most=MAX_EXCLUDE),
+    "within": Spec("ids", "choose only among these catalog ids", [83495, 207536], most=MAX_WITHIN),
+    "diversity": Spec("number", "0: plain similarity; up to 1: fewer near-duplicates (MMR)", 0.3, 0, 1),
+    "offset": Spec("int", "skip this many results (paging)", 0, 0, MAX_OFFSET, default=0),
+}  # fmt: skip
+QUERY_FIELDS = tuple(QUERY)
+# The gateway's own field of a request: who asks, kept in the event store only (never sent to the model).
+USER = Spec(
+    "text", "an opaque id of your app's user (1-128 printable characters): attributes feedback, keeps a canary "
+    "sticky; stored in the event store only", "user-1234", most=MAX_USER_CHARS,
 )  # fmt: skip
+
+# A film as the model answers it in a recommendation (model/films.py builds these records).
+FILM: dict[str, Spec] = {
+    "id": Spec("int", "catalog id", 83495, 0, MAX_ID),
+    "title": Spec("text", "title", "The Matrix"),
+    "year": Spec("int", "release year, null when unknown", 1999, nullable=True),
+    "genres": Spec("names", "genres", ["Sci-Fi", "Action"]),
+    "directors": Spec("names", "directors", ["Lana Wachowski", "Lilly Wachowski"]),
+    "cast": Spec("names", f"best-known names first, at most {RESPONSE_CAST}", ["Keanu Reeves"], most=RESPONSE_CAST),
+    "imdb_id": Spec("text", "IMDb title id, null when the catalog has none", "tt0133093", nullable=True),
+    "imdb_url": Spec(
+        "text", "the film's IMDb page, null without an IMDb id", "https://www.imdb.com/title/tt0133093/", nullable=True
+    ),
+    "cover_url": Spec("text", "the catalog's poster image, null when it has none", None, nullable=True),
+}
+FILM_FIELDS = tuple(FILM)
+
+
+def example_film(**values: Any) -> dict[str, Any]:
+    """A film record with every field of `FILM` (its examples, overridden by `values`, which must be fields)."""
+    unknown = set(values) - set(FILM)
+    if unknown:
+        raise KeyError(f"not fields of a film record: {sorted(unknown)}")
+    return {name: values.get(name, spec.example) for name, spec in FILM.items()}
+
+
 FILM_LISTS = ("liked", "disliked", "exclude")
 MODES = ("recommend", "search", "film", "info")  # the model's param `mode`
 FORMATS = ("records", "json")  # the model's param `format`: records as objects, or each as its JSON text
@@ -68,6 +143,7 @@ SEARCH_REQUIRED = f"the search text must contain visible characters, and at most
 SEARCH_LIMIT_OUT_OF_RANGE = f"the number of search results must be between 1 and {MAX_SEARCH}"
 UNKNOWN_MODE = f"mode must be one of {', '.join(MODES)}"
 UNKNOWN_FORMAT = f"format must be one of {', '.join(FORMATS)}"
+BAD_USER = f"user is 1 to {MAX_USER_CHARS} printable characters"
 
 
 def has_text(text: str | None) -> bool:
@@ -134,6 +210,13 @@ def invalid_reason(query: Any) -> str | None:
     if not all(has_text(g) and len(g) <= MAX_GENRE_CHARS for g in genres):
         return BAD_GENRE
     return None
+
+
+def user_reason(user: str | None) -> str | None:
+    """Why `user` (an app's opaque user id; None: not given) cannot be taken, or None."""
+    if user is None or (0 < len(user) <= MAX_USER_CHARS and user.isprintable() and has_text(user)):
+        return None
+    return BAD_USER
 
 
 def search_reason(text: str | None, limit: int | None) -> str | None:

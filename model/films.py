@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from model.contract import EXPLAINED_FIELDS
+from model.contract import EXPLAINED_FIELDS, RESPONSE_CAST
 from model.index import index_contents
 from model.resolve import TitleResolver
 
-RESPONSE_CAST = 10  # names per film in an answer; the stored cast is ranked best-known first
 IMDB_URL = "https://www.imdb.com/title/{imdb_id}/"
 
 
@@ -97,7 +96,7 @@ class Films:
 
 
 def film_records(movies: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each film's response fields (see the gateway's `Film` schema), one dict per row."""
+    """Each film's response fields (`model.contract.FILM`, in its order), one dict per row."""
     columns = ("id", "title", "year", "genres", "directors", "cast", "imdb_id", "cover_url")
     return [
         {

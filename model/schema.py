@@ -13,6 +13,8 @@ from typing import Any
 
 import pydantic
 
+from model.contract import QUERY
+
 
 def _from_dataframe(value: Any) -> Any:
     """A DataFrame turns a missing cell into NaN and an int column with gaps into floats: read them back."""
@@ -37,31 +39,27 @@ class FilmRef(pydantic.BaseModel):
         return _from_dataframe(value)
 
 
-class Query(pydantic.BaseModel):
-    """One query: a recommendation (see model/contract.py), a title search (`title`, `top_n`) or a film (`id`)."""
+# How loosely each kind of field is typed in the model's input: MLflow refuses only wrong JSON types.
+_LOOSE: dict[str, Any] = {
+    "text": str, "int": int, "number": float, "films": list[FilmRef], "ids": list[int], "names": list[str],
+}  # fmt: skip
 
-    title: str | None = None
-    year: int | None = None
-    top_n: int | None = None
-    liked: list[FilmRef] | None = None
-    disliked: list[FilmRef] | None = None
-    query: str | None = None
-    genres: list[str] | None = None
-    exclude_genres: list[str] | None = None
-    year_min: int | None = None
-    year_max: int | None = None
-    exclude: list[FilmRef] | None = None
-    within: list[int] | None = None
-    diversity: float | None = None
-    offset: int | None = None
-    id: int | None = None  # mode "film"
 
-    @pydantic.field_validator(
-        "title", "year", "top_n", "query", "year_min", "year_max", "diversity", "offset", "id", mode="before"
-    )
+class _QueryBase(pydantic.BaseModel):
+    @pydantic.field_validator("*", mode="before")
     @classmethod
     def _clean(cls, value: Any) -> Any:
         return _from_dataframe(value)
+
+
+Query = pydantic.create_model(
+    "Query",
+    __base__=_QueryBase,
+    __doc__="One query: a recommendation (fields: model.contract.QUERY), a title search (`title`, `top_n`) or a "
+    "film (`id`, mode film).",
+    **{name: (_LOOSE[spec.kind] | None, None) for name, spec in QUERY.items()},
+    id=(int | None, None),
+)
 
 
 # MLflow derives the served params schema from the input example's params: name every param here.

@@ -30,7 +30,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from model.contract import EXPLAINED_FIELDS, QUERY_FIELDS, STATUS_INVALID, STATUS_OK
+from model.contract import EXPLAINED_FIELDS, FILM, FILM_FIELDS, QUERY_FIELDS, STATUS_INVALID, STATUS_OK
 from model.engine import WARM_UP_ENV
 from pipelines.queries import QUERY_DDL, read_queries
 from pipelines.registry import CHAMPION, MODEL_NAME, registered_version
@@ -43,12 +43,9 @@ ROW_ID = "row_id"
 OUTPUT_COLUMNS = ("status", "reason", "recommendations", "resolved", "unresolved", "suggestions")
 PREDICT_PARAMS = {"mode": "recommend", "format": "json"}  # each answer as one JSON text: parsed by Spark, not Python
 
-# A recommended film's fields as the model answers them (model/films.py) and their Spark types.
-FILM_TYPES = {
-    "id": "bigint", "title": "string", "year": "bigint", "genres": "array<string>", "directors": "array<string>",
-    "cast": "array<string>", "imdb_id": "string", "imdb_url": "string", "cover_url": "string",
-}  # fmt: skip
-FILM_FIELDS = tuple(FILM_TYPES)
+# A recommended film's fields as the model answers them (model.contract.FILM) and their Spark types.
+SPARK_KINDS = {"int": "bigint", "number": "double", "text": "string", "names": "array<string>"}
+FILM_TYPES = {name: SPARK_KINDS[spec.kind] for name, spec in FILM.items()}
 _FILM_DDL = ", ".join(f"`{name}`: {kind}" for name, kind in FILM_TYPES.items())
 _BECAUSE_DDL = ", ".join(f"`{name}`: array<string>" for name in EXPLAINED_FIELDS)
 _MATCHED_DDL = "struct<id: bigint, title: string, year: bigint, matched: string, match_score: double>"

@@ -1,4 +1,5 @@
-"""What the supervisor needs of whoever sends requests to the scoring servers (the gateway's scoring client)."""
+"""What the supervisor needs of whoever sends requests to the scoring servers (the gateway's scoring client):
+where the followed alias's requests go, and where the standby alias's (the canary's and the shadow's) may go."""
 
 from __future__ import annotations
 
@@ -20,4 +21,12 @@ class Router(Protocol):
     def switch(self, url: str, name: str, version: str, build_run_id: str | None) -> Route:
         """From now on send new requests to `url`, labelled as version `version` of registered model `name` (built by
         run `build_run_id`); requests already sent finish where they are. Returns the route used until now."""
+        ...
+
+    def offer_challenger(self, url: str, name: str, version: str, build_run_id: str | None) -> None:
+        """Version `version` of the standby alias is warm at `url`: canary and shadow requests may go there."""
+        ...
+
+    def withdraw_challenger(self) -> Route | None:
+        """Send no more requests to the challenger; returns the route they took (None when none was offered)."""
         ...

@@ -16,8 +16,9 @@ class SupervisorSettings(BaseSettings):
     model_alias: str = Field("champion", description="alias the supervisor follows")
     standby_alias: str = Field(
         "challenger",
-        description="alias whose version the supervisor keeps started and warm, without traffic, so that moving "
-        "`model_alias` to it switches at once; empty: no standby",
+        description="alias whose version the supervisor keeps started and warm, so that moving `model_alias` to it "
+        "switches at once; it gets only the gateway's canary and shadow shares (GATEWAY_CANARY_PERCENT, "
+        "GATEWAY_SHADOW_PERCENT) of traffic; empty: no standby",
     )
     poll_s: float = Field(2.0, gt=0, description="how often the supervisor asks the registry where the alias points")
     serve_host: str = Field(

@@ -217,7 +217,9 @@ class Supervisor:
             return
         self.standby = server
         self.state.standby_url = server.url
-        logger.info("standby: version %s is warm at %s", version, server.url)
+        assert self.router is not None, "start() first"
+        self.router.offer_challenger(server.url, self.settings.model_name, version, server.build_run_id)
+        logger.info("standby: version %s is warm at %s (canary and shadow requests may go there)", version, server.url)
 
     def _standby_spawned(self, server: ScoringServer) -> None:
         self._standby_starting = server
@@ -227,8 +229,8 @@ class Supervisor:
         its start-up (seconds of CPU) does not slow the server a promotion is waiting for."""
         self.state.standby_version = self.state.standby_url = None
         standby, self.standby = self.standby, None
-        if standby is not None:
-            self._in_background(anyio.to_thread.run_sync(standby.stop))
+        if standby is not None:  # canary and shadow requests already sent there finish first
+            self._in_background(self._retire(standby, self._withdraw_challenger()))
         starting = self._standby_starting
         if starting is not None and self._standby_task is not None and not self._standby_task.done():
             self._standby_starting = None
@@ -245,6 +247,8 @@ class Supervisor:
             return None
         self.standby = None
         self.state.standby_version = self.state.standby_url = None
+        # it serves the followed alias from now on: no longer as the challenger (its process keeps running)
+        self._in_background(self._withdraw_challenger().drain(self.settings.drain_timeout_s))
         try:  # warm when it was started; make sure it still answers
             await warm_up(self._client(), standby, self._deadline())
         except LaunchFailed as error:
@@ -344,6 +348,11 @@ class Supervisor:
         """A warm scoring server of `version` (supervisor/launcher.py); LaunchFailed when there is none."""
         return await self._launcher.launch(version, local, build_run_id, on_spawn)
 
+    def _withdraw_challenger(self) -> Route:
+        """Stop sending canary and shadow requests to the standby; the route they took (a finished one when none)."""
+        assert self.router is not None, "start() first"
+        return self.router.withdraw_challenger() or _NO_ROUTE
+
     def _copies_in_use(self) -> set[str]:
         return {server.model_dir.name for server in (self.current, self.standby) if server is not None}
 
@@ -361,6 +370,16 @@ class Supervisor:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+class _NoRoute:
+    """The route of a challenger that was never offered: nothing in flight."""
+
+    async def drain(self, timeout_s: float) -> bool:
+        return True
+
+
+_NO_ROUTE = _NoRoute()
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -135,8 +135,9 @@ def gateway(
     log_dir: Path, scoring_url: str, tracking_uri: str, *args: str, wait: str = "/health", **settings: str
 ) -> tuple[Process, str]:
     """The real gateway (`python -m gateway ARGS`) on a free port, once `wait` answers 200; extra settings as
-    GATEWAY_* variables."""
+    GATEWAY_* variables (the event store: a SQLite file of its own in `log_dir` unless `events_uri` is given)."""
     port = free_port()
+    settings.setdefault("events_uri", f"sqlite:///{log_dir / f'events-{port}.db'}")  # never the developer's store
     env = base_env(
         GATEWAY_PORT=str(port),
         GATEWAY_SCORING_URL=scoring_url,

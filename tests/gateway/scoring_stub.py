@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FILM = {"id": 7, "title": "Heat", "year": 1995, "genres": ["Crime"], "directors": ["Michael Mann"],
-        "cast": ["Al Pacino"], "imdb_id": "tt0113277", "imdb_url": "https://www.imdb.com/title/tt0113277/",
-        "cover_url": None}  # fmt: skip
-RECOMMENDATION = {**FILM, "id": 8, "title": "Ronin", "year": 1998, "score": 0.9, "imdb_id": None, "imdb_url": None,
-                  "cover_url": "https://img.example/ronin.jpg",
-                  "because": {"genres": ["Crime"], "directors": [], "cast": [], "writers": []}}  # fmt: skip
+from model.contract import example_film
+
+FILM = example_film(id=7, title="Heat", year=1995, genres=["Crime"], directors=["Michael Mann"], cast=["Al Pacino"],
+                    imdb_id="tt0113277", imdb_url="https://www.imdb.com/title/tt0113277/", cover_url=None)  # fmt: skip
+RONIN = example_film(**{**FILM, "id": 8, "title": "Ronin", "year": 1998, "imdb_id": None, "imdb_url": None,
+                         "cover_url": "https://img.example/ronin.jpg"})  # fmt: skip
+RECOMMENDATION = {**RONIN, "score": 0.9, "because": {"genres": ["Crime"], "directors": [], "cast": [], "writers": []}}
 OK = {
     "info": {"status": "ok", "model_name": "movie-recommender", "build_run_id": "run-1", "n_films": 2,
              "genres": [{"name": "Crime", "films": 2}, {"name": "Drama", "films": 1}]},

@@ -38,7 +38,7 @@ def test_a_recommendation_passes_the_models_record_on_and_names_the_model(client
     assert response.status_code == 200
     body = response.json()
     assert [film["title"] for film in body["recommendations"]] == ["Ronin"]
-    assert body["model"] == {"name": "movie-recommender", "version": None}  # no registry holds it here
+    assert body["model"] == {"name": "movie-recommender", "version": None, "alias": "champion"}  # no registry holds it
     assert response.headers["x-model-name"] == "movie-recommender" and "x-model-version" not in response.headers
     liked = [{"id": 7}, {"title": "Heat"}, {"title": "Alien", "year": 1979}]
     assert stub.rows("recommend") == [{"top_n": 5, "offset": 0, "liked": liked}]
@@ -95,7 +95,8 @@ def test_a_switch_sends_new_requests_to_the_new_server_labelled_with_its_version
 
 
 def test_ready_waits_for_a_scoring_server(client: TestClient, stub: Stub) -> None:
-    assert client.get("/ready").json() == {"ready": True, "model": {"name": "movie-recommender", "version": None}}
+    served = {"name": "movie-recommender", "version": None, "alias": "champion"}
+    assert client.get("/ready").json() == {"ready": True, "model": served}
     client.app.state.scoring.switch("http://127.0.0.1:9", "movie-recommender", "8", None)  # nothing listens there
     assert (client.get("/ready").status_code, client.get("/ready").json()["code"]) == (503, "not_ready")
     assert OK["info"]["model_name"] == "movie-recommender"

@@ -87,7 +87,8 @@ def test_the_stack_signs_in_to_build_serve_and_log(
         assert ready, f"{httpx.get(f'{url}/health', timeout=10).json()}\n{process.tail()}"
         response = httpx.post(f"{url}/movies/recommendations/", json={"title": "The Matrix", "top_n": 3}, timeout=30)
         assert response.status_code == 200, response.text
-        assert response.json()["model"] == {"name": MODEL_NAME, "version": champion}  # the registry was asked
+        served = response.json()["model"]
+        assert served == {"name": MODEL_NAME, "version": champion, "alias": "champion"}  # the registry was asked
         client = MlflowClient(auth_server)
         assert processes.wait_until(lambda: "The Matrix" in logged_titles(client, EXPERIMENT), 60), process.tail()
         # the writer marks tracking reachable just after its write returns: waited for

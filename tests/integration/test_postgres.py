@@ -92,7 +92,7 @@ def test_a_request_is_served_and_logged_in_postgresql(
                 f"{url}/movies/recommendations/", json={"title": "The Matrix", "top_n": 3}, timeout=30
             )
             assert response.status_code == 200, response.text
-            assert response.json()["model"] == {"name": MODEL_NAME, "version": champion}
+            assert response.json()["model"] == {"name": MODEL_NAME, "version": champion, "alias": "champion"}
             client = MlflowClient(tracking_server)
             assert processes.wait_until(lambda: "The Matrix" in logged_titles(client, EXPERIMENT), 60), gateway.tail()
         finally:

@@ -54,7 +54,7 @@ def test_the_readme_request(gateway: str, built_model: BuiltModel) -> None:
         assert film["cover_url"] == f"{gateway}/movies/{film['id']}/cover.svg"  # movies.db has no images
     assert body["query"]["imdb_url"] == "https://www.imdb.com/title/tt0133093/"
     assert {"The Matrix Reloaded", "The Matrix Revolutions"} <= {film["title"] for film in films}
-    assert body["model"] == {"name": built_model.name, "version": built_model.version}
+    assert body["model"] == {"name": built_model.name, "version": built_model.version, "alias": "champion"}
     RecommendationResponse.model_validate(body)  # the gateway passes model records through: they fit the schema
 
 
@@ -116,7 +116,7 @@ def test_health_names_the_served_model(gateway: str, built_model: BuiltModel) ->
     health = httpx.get(f"{gateway}/health").json()
     assert health["status"] == "ok"
     assert health["scoring"]["reachable"] is True
-    assert health["model"] == {"name": built_model.name, "version": built_model.version}
+    assert health["model"] == {"name": built_model.name, "version": built_model.version, "alias": "champion"}
     assert health["request_log"]["tracking_reachable"] in (True, None)
     assert httpx.get(f"{gateway}/docs").status_code == 200
 

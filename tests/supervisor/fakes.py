@@ -67,6 +67,8 @@ class FakeRouter:
     route: FakeRoute = field(default_factory=lambda: FakeRoute("placeholder"))
     switches: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     hold: bool = False
+    challengers: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # each offer_challenger
+    challenger: FakeRoute | None = None  # where canary and shadow requests would go now
 
     def switch(self, url: str, name: str, version: str, build_run_id: str | None) -> FakeRoute:
         self.switches.append((url, name, version, build_run_id))
@@ -74,3 +76,12 @@ class FakeRouter:
         if not self.hold:
             self.route.release.set()
         return previous
+
+    def offer_challenger(self, url: str, name: str, version: str, build_run_id: str | None) -> None:
+        self.challengers.append((url, name, version, build_run_id))
+        self.challenger = FakeRoute(url)
+        self.challenger.release.set()
+
+    def withdraw_challenger(self) -> FakeRoute | None:
+        challenger, self.challenger = self.challenger, None
+        return challenger
