@@ -6,8 +6,10 @@ Three protocols at k = 10 (pipelines/quality.py) on the catalog films matched to
 three baselines on the same candidates: random, popularity (likes, each user's target left out) and TF-IDF over the
 same movie text, judged by the test half of the MovieLens users (pipelines/movielens.py; `tune` sees only the
 validation half). Every figure has a bootstrap 95% interval. The run logs the metrics, a comparison table and a bar
-chart; the evaluated registry version gets the model's figures as `quality.*` tags, which `promote` reads.
-MovieLens is only a judge here: nothing in the model is fitted to it.
+chart; the evaluated registry version gets a few headline tags, each figure with its interval in one tag
+(`quality.p1_hr10` = `0.0760 [0.0610, 0.0920]`, `quality.p3_hr10`, `quality.p2_overlap10`, `quality.beats_baselines`,
+`quality.run`), which `promote` reads, and a description written from them. MovieLens is only a judge here: nothing
+in the model is fitted to it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from model.text import TextConfig, movie_texts
 from pipelines import quality
 from pipelines.engines import load_engine
 from pipelines.movielens import TEST, Behaviour, load_behaviour
-from pipelines.registry import CHALLENGER, MODEL_NAME, registered_version
+from pipelines.online import format_estimate
+from pipelines.registry import (
+    CHALLENGER,
+    MODEL_NAME,
+    describe_model,
+    describe_version,
+    registered_version,
+    replace_tags,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -164,15 +174,23 @@ def _log(evaluation: Evaluation) -> None:
         mlflow.log_artifact(str(chart), "quality")
 
 
+def version_tags(evaluation: Evaluation, run_id: str, same_code: bool) -> dict[str, str]:
+    """The version's headline tags (without TAG_PREFIX): the HEADLINE figures as `mean [low, high]`, whether the
+    model beats the baselines, the run holding the full table; `code_matches_build` only when it does not."""
+    estimates = {metric: evaluation.model[metric] for metric in HEADLINE}
+    tags = {metric: format_estimate(e.mean, e.low, e.high) for metric, e in estimates.items()}
+    tags.update(beats_baselines=str(evaluation.beats_baselines()), run=run_id)
+    if not same_code:
+        tags["code_matches_build"] = "False"
+    return tags
+
+
 def _tag_version(name: str, version: str, evaluation: Evaluation, run_id: str, same_code: bool) -> None:
+    """Replace the version's `quality.*` tags with this evaluation's headline, and rewrite the descriptions."""
     client = MlflowClient()
-    tags = {"evaluation_run_id": run_id, "beats_baselines": str(evaluation.beats_baselines())}
-    tags["code_matches_build"] = str(same_code)
-    tags["meets_targets"] = str(evaluation.meets_targets())
-    for metric, e in evaluation.model.items():
-        tags.update({metric: f"{e.mean:.6f}", f"{metric}_ci_low": f"{e.low:.6f}", f"{metric}_ci_high": f"{e.high:.6f}"})
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, TAG_PREFIX + key, value)
+    replace_tags(client, name, version, TAG_PREFIX, version_tags(evaluation, run_id, same_code))
+    describe_model(client, name)
+    describe_version(client, name, version)
 
 
 def _bar_chart(evaluation: Evaluation, path: Path) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.evaluate import METRICS
+from pipelines.evaluate import HEADLINE, METRICS
+from pipelines.online import parse_estimate
+from pipelines.registry import MODEL_DESCRIPTION
 from tests.conftest import BuiltModel, mlflow_run
 
 pytestmark = pytest.mark.slow
@@ -22,7 +24,7 @@ def evaluated(built_model: BuiltModel) -> str:
     assert result.returncode == 0, result.stderr[-4000:]
     assert "| scorer |" in result.stdout and "| model |" in result.stdout  # the table is printed
     client = MlflowClient(built_model.tracking_uri)
-    return client.get_model_version(built_model.name, built_model.version).tags["quality.evaluation_run_id"]
+    return client.get_model_version(built_model.name, built_model.version).tags["quality.run"]
 
 
 def test_run_logs_model_and_baseline_metrics_with_intervals(built_model: BuiltModel, evaluated: str) -> None:
@@ -42,14 +44,34 @@ def test_model_beats_random_on_the_slice(built_model: BuiltModel, evaluated: str
     assert metrics["p2_overlap10"] > metrics["random_p2_overlap10_ci_high"]
 
 
-def test_version_carries_quality_tags(built_model: BuiltModel, evaluated: str) -> None:
+def test_version_carries_a_few_headline_tags(built_model: BuiltModel, evaluated: str) -> None:
     client = MlflowClient(built_model.tracking_uri)
     tags = client.get_model_version(built_model.name, built_model.version).tags
     run = client.get_run(evaluated)
-    assert float(tags["quality.p1_hr10"]) == pytest.approx(run.data.metrics["p1_hr10"], abs=1e-6)
-    assert float(tags["quality.p1_hr10_ci_low"]) <= float(tags["quality.p1_hr10"])
-    assert tags["quality.beats_baselines"] in ("True", "False")
-    assert tags["quality.code_matches_build"] == "True"  # built and evaluated by this checkout
+    quality = {key for key in tags if key.startswith("quality.")}
+    assert quality == {f"quality.{m}" for m in HEADLINE} | {"quality.beats_baselines", "quality.run"}
+    for metric in HEADLINE:  # each figure with its interval in one tag, as the run's metrics say
+        estimate = parse_estimate(tags[f"quality.{metric}"])
+        for value, suffix in zip(
+            (estimate.mean, estimate.low, estimate.high), ("", "_ci_low", "_ci_high"), strict=True
+        ):
+            assert value == pytest.approx(run.data.metrics[metric + suffix], abs=5e-5)
+        assert estimate.low <= estimate.mean <= estimate.high
+    assert tags["quality.beats_baselines"] == run.data.tags["beats_baselines"]
+    # built and evaluated by this checkout: said on the run; the version carries the tag only when they differ
+    assert run.data.tags["code_matches_build"] == "True"
+
+
+def test_descriptions_say_what_the_model_and_the_version_are(built_model: BuiltModel, evaluated: str) -> None:
+    client = MlflowClient(built_model.tracking_uri)
+    assert client.get_registered_model(built_model.name).description == MODEL_DESCRIPTION
+    assert "/invocations" in MODEL_DESCRIPTION and "/movies/recommendations/" in MODEL_DESCRIPTION
+    version = client.get_model_version(built_model.name, built_model.version)
+    build = client.get_run(version.run_id).data
+    assert f"catalog `{build.params['catalog']}`" in version.description
+    assert f"{int(build.metrics['n_films']):,} films" in version.description
+    assert f"index `{build.params['index_type']}`" in version.description
+    assert version.tags["quality.p1_hr10"] in version.description and evaluated in version.description
 
 
 def test_table_and_chart_artifacts(built_model: BuiltModel, evaluated: str, tmp_path) -> None:
