@@ -37,6 +37,9 @@ ifeq ($(filter true false,$(MLFLOW_AUTH)),)
 endif
 MODEL_NAME ?= movie-recommender
 BUILD_EXPERIMENT ?= movie-recommender-builds
+# The event store of impressions and feedback (the gateway writes it; `make report` reads it): a SQLite file here, or
+# a team's PostgreSQL (postgresql://USER@HOST:5432/DATABASE, the password in PGPASSWORD or ~/.pgpass).
+EVENTS_URI ?= sqlite:///$(CURDIR)/$(RUN)/events.db
 TRACKING_URI := http://$(MLFLOW_HOST):$(MLFLOW_PORT)
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 RECBOLE_VERSION := 1.2.1
@@ -50,7 +53,8 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # waited for and stopped by supervisor/processes.py, as the gateway's supervisor and the tests do.
 PROCESS := $(BIN)/python -m supervisor.processes
 
-.PHONY: help venv up down build evaluate promote test test-fast chromium postgresql lint bench docs soak faults
+.PHONY: help venv up down build evaluate promote report simulate test test-fast chromium postgresql lint bench docs soak \
+  faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -101,7 +105,8 @@ up: venv ## start MLflow, build the model if there is no champion, serve it, sta
 	# (a promotion switches traffic without failing a request) and restarts a scoring server that dies.
 	GATEWAY_HOST=$(GATEWAY_HOST) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_TRACKING_URI=$(TRACKING_URI) \
 	GATEWAY_MODEL_NAME=$(MODEL_NAME) GATEWAY_SERVE_HOST=$(SERVE_HOST) GATEWAY_SERVE_PORT=$(SERVE_PORT) \
-	GATEWAY_STATE_DIR=$(RUN) $(PROCESS) start gateway $(RUN) -- $(BIN)/python -m gateway serve
+	GATEWAY_STATE_DIR=$(RUN) GATEWAY_EVENTS_URI=$(EVENTS_URI) \
+	$(PROCESS) start gateway $(RUN) -- $(BIN)/python -m gateway serve
 	$(PROCESS) wait gateway $(RUN) $(GATEWAY_URL)/ready 600
 	scoring=$$(curl -fsS $(GATEWAY_URL)/health | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["scoring"]["url"])')
 	echo
@@ -127,9 +132,19 @@ evaluate: venv ## evaluate MODEL_URI (default: the challenger) on MovieLens-100k
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e evaluate --env-manager local \
 	  --experiment-name $(BUILD_EXPERIMENT) -P model_uri=$(or $(MODEL_URI),models:/$(MODEL_NAME)@challenger)
 
-promote: venv ## point champion at VERSION (default: the challenger), gated on evaluation; FORCE=true overrides
+promote: venv ## point champion at VERSION (default: the challenger), gated on evaluation (ONLINE=true: and on the report); FORCE=true overrides
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e promote --env-manager local \
-	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P version=$(VERSION) -P force=$(or $(FORCE),false)
+	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P version=$(VERSION) -P force=$(or $(FORCE),false) \
+	  -P online=$(or $(ONLINE),false)
+
+report: venv ## online metrics per model version from the event store (SINCE=24h, UNTIL=...; tags each version)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e report --env-manager local \
+	  --experiment-name movie-recommender-online -P events_uri=$(EVENTS_URI) -P since=$(SINCE) -P until=$(UNTIL) \
+	  -P model_name=$(MODEL_NAME)
+
+simulate: venv ## MovieLens users of the validation half through the running gateway (SESSIONS=N: at most N)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e simulate --env-manager local \
+	  --experiment-name movie-recommender-online -P gateway_url=$(GATEWAY_URL) -P max_sessions=$(or $(SESSIONS),0)
 
 bench: venv ## benchmarks against the running stack (after `make up`); figures in benchmarks/results/
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)
@@ -137,6 +152,8 @@ bench: venv ## benchmarks against the running stack (after `make up`); figures i
 	$(BIN)/python -m benchmarks.serving --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.upstream_clients --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
+	$(BIN)/python -m benchmarks.events
+	$(BIN)/python -m benchmarks.events_serving --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.build
 	$(BIN)/python -m benchmarks.ann
 	$(BIN)/python -m benchmarks.scale

@@ -381,7 +381,56 @@ def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
+def online_canary(results: Results) -> str:
+    """One simulated canary: the report's table per version and alias, and the online gate's answer."""
+    record = results.get("online_canary")
+    if record is None:
+        return NOT_MEASURED
+    figures = record["figures"]
+    rows = [
+        [f"{r['model_version']} ({r['alias']})", f"{r['requests']:,}", r["users"], f"{r['impressions']:,}",
+         r["clicks"], _estimate(r, "ctr"), _estimate(r, "like_rate"), _estimate(r, "mrr"),
+         _estimate(r, "shadow_overlap10") if r.get("shadow_overlap10") is not None else "–"]
+        for r in figures["rows"]
+    ]  # fmt: skip
+    header = ["version (alias)", "requests", "users", "impressions", "clicks", "CTR", "like rate", "MRR",
+              "shadow overlap@10"]  # fmt: skip
+    steps = "\n".join(f"    {step}" for step in figures["setup"])
+    return "\n".join(
+        [f"Measured {record['measured_at']}:", "", steps, "", table(header, rows), "", "`make simulate` printed:", "",
+         *(f"    {line}" for line in figures["simulate"]), "", f"`make promote ONLINE=true`: {figures['promotion']}"]
+    )  # fmt: skip
+
+
+def _estimate(row: dict[str, Any], name: str) -> str:
+    return f"{row[name]:.4f} [{row[f'{name}_low']:.4f}, {row[f'{name}_high']:.4f}]"
+
+
+def events(results: Results) -> str:
+    """The event store's figures: B9's drain rate and the serving-path cost of impressions, canary and feedback."""
+    from benchmarks.report_events import render  # it reuses this module's helpers
+
+    drain = results.get("b9_events")
+    lines = [render(results)]
+    if drain is not None:
+        lines += ["", table(["store", "drain rate", "records", "lost / rejected"], _drain_rows(drain["figures"]))]
+    return "\n".join(lines)
+
+
+def _drain_rows(figures: dict[str, Any]) -> list[list[Any]]:
+    target = figures["target_events_per_second"]
+    return [
+        [figures[name]["store"], f"{figures[name]['events_per_second']:,} events/s "
+         f"({_target(figures[name]['events_per_second'], target, f'≥ {target:,}', above=True)})",
+         f"{figures[name]['events']:,} in groups of {figures[name]['group_size']}",
+         f"{figures[name]['lost']} / {figures[name]['rejected']}"]
+        for name in ("sqlite", "postgresql") if name in figures
+    ]  # fmt: skip
+
+
 SECTIONS: dict[str, Callable[[Results], str]] = {
+    "online_canary": online_canary,
+    "events": events,
     "machine": machine,
     "quality": quality,
     "weights": weights,

@@ -275,7 +275,7 @@ def printable(table: pd.DataFrame) -> str:
             triples = zip(shown[name], shown[f"{name}_low"], shown[f"{name}_high"], strict=True)
             shown[name] = [online.format_estimate(*t) if t[0] == t[0] else "-" for t in triples]
             shown = shown.drop(columns=[f"{name}_low", f"{name}_high"])
-    return shown.fillna("-").to_string(index=False)
+    return shown.astype(object).where(shown.notna(), "-").to_string(index=False)
 
 
 def main(argv: list[str] | None = None) -> int:
