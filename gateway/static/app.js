@@ -2,23 +2,35 @@
 // with filters, "More like this" and "Not this". The whole state lives in the URL, so a list can be reloaded, shared,
 // and walked back and forth with the browser's history.
 // It uses the gateway's API on its own origin only: GET /movies/search (autocomplete), GET /movies/genres (the genre
-// filter), POST /movies/recommendations/ (the cards); with the X-API-Key header, kept in sessionStorage, once the
-// gateway asks for a key (401). Every string from the API reaches the page through textContent or setAttribute.
+// filter), POST /movies/recommendations/ (the cards), POST /movies/feedback (what the person saw and did: feedback.js),
+// DELETE /movies/users/{id} ("Forget me"), and /openapi.json for the API's limits (limits.js); with the X-API-Key
+// header, kept in sessionStorage, once the gateway asks for a key (401). Every string from the API reaches the page
+// through textContent or setAttribute.
+
+import { call, latest, saveKey } from "./api.js";
+import { card } from "./cards.js";
+import { describe, el, label } from "./dom.js";
+import { flushOnLeave, sendEvent, stopWatching, unlinkUser, watchAnswer } from "./feedback.js";
+import { limits, loadLimits } from "./limits.js";
+import { dropUser, storedUser, userId } from "./user.js";
 
 const $ = (id) => document.getElementById(id);
-const KEY_STORE = "recommender-api-key";
-const TOP_NS = [5, 10, 20, 50];
+const TOP_NS = [5, 10, 20, 50]; // the choices offered, up to the API's top_n limit
 const DEFAULT_N = 10;
-const MAX_FILMS = 50; // liked and disliked films per request, at most
+const SUGGESTIONS = 8; // autocomplete options, up to the API's search limit
 const DEBOUNCE_MS = 150;
 const UNAVAILABLE = "The recommendation service is unavailable right now. Try again in a moment.";
-const FIELD_WORDS = { title: "title", plot: "plot", genres: "genre", directors: "director", cast: "cast", writers: "writer" };
+const FAILED = "The recommendation service failed on this request. Try again, or change the request.";
+const TIMEOUT = "The recommendation service took too long to answer. Try again in a moment.";
+const TOO_LARGE = "This request is too large for the gateway. Remove some liked or disliked films and try again.";
 
 const input = $("search");
 const listbox = $("suggestions");
 const names = new Map(); // film id -> "Title (year)", for the chips
 let state = readState(location.search);
 let loadSeq = 0; // only the latest recommendation answer is shown
+const recommendationSignal = latest(); // a newer recommendation request cancels the one in flight
+const searchSignal = latest(); // likewise for the autocomplete
 const search = { timer: 0, seq: 0, results: [], text: "", active: -1 };
 
 // ---------- state and URL
@@ -35,8 +47,19 @@ function readState(query) {
     yearMin: toInt(p.get("year_min")),
     yearMax: toInt(p.get("year_max")),
     diversity: Math.min(1, Math.max(0, Number(p.get("diversity")) || 0)),
-    n: TOP_NS.includes(n) ? n : DEFAULT_N,
+    n: topNs().includes(n) ? n : defaultN(),
   };
+}
+
+// How-many choices within the API's limit (its limit alone if it is below every choice).
+function topNs() {
+  const within = TOP_NS.filter((n) => n <= limits.topN);
+  return within.length ? within : [limits.topN];
+}
+
+function defaultN() {
+  const choices = topNs();
+  return choices.includes(DEFAULT_N) ? DEFAULT_N : choices[choices.length - 1];
 }
 
 function toQuery(s) {
@@ -54,8 +77,9 @@ function toQuery(s) {
   return p.toString().replace(/%2C/g, ",");
 }
 
+// The request for a state, with the person's anonymous id (never in the URL: a shared link shares no id).
 function requestBody(s) {
-  const body = { top_n: s.n };
+  const body = { top_n: s.n, user: userId() };
   if (s.title) body.title = s.title;
   if (s.title && s.year) body.year = s.year;
   for (const key of ["liked", "disliked", "genres"]) if (s[key].length) body[key] = s[key];
@@ -71,33 +95,31 @@ function toInt(text) {
 }
 
 function ids(text) {
-  return (text || "").split(",").map(toInt).filter((id) => id !== null && id >= 0).slice(-MAX_FILMS);
+  return (text || "").split(",").map(toInt).filter((id) => id !== null && id >= 0).slice(-limits.films);
 }
 
-// Moves to a new state: a new history entry, then the request.
-function navigate(next) {
+// Moves to a new state, then asks for it. Choosing a film (`push`) is a step Back returns from; a filter change
+// replaces the current entry, so that a slider or a few checkboxes do not flood the history.
+function navigate(next, { push = false } = {}) {
   state = next;
-  const url = `${location.pathname}${toQuery(state) ? `?${toQuery(state)}` : ""}`;
-  if (url !== `${location.pathname}${location.search}`) history.pushState(null, "", url);
+  writeUrl(push);
   return load();
+}
+
+function writeUrl(push) {
+  const url = `${location.pathname}${toQuery(state) ? `?${toQuery(state)}` : ""}`;
+  if (url === `${location.pathname}${location.search}`) return;
+  if (push) history.pushState(null, "", url);
+  else history.replaceState(null, "", url);
 }
 
 // ---------- the API
 
-async function api(path, body) {
-  const headers = { Accept: "application/json" };
-  const key = sessionStorage.getItem(KEY_STORE);
-  if (key) headers["X-API-Key"] = key;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const init = body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) };
-  try {
-    const response = await fetch(path, init);
-    const data = await response.json().catch(() => ({}));
-    if (response.status === 401) askForKey(Boolean(key));
-    return { status: response.status, data };
-  } catch {
-    return { status: 0, data: {} }; // the gateway itself is unreachable
-  }
+// A call to /movies/*; a 401 asks the person for the key.
+async function api(path, options = {}) {
+  const answer = await call(path, options);
+  if (answer.status === 401) askForKey(Boolean(answer.sentKey));
+  return answer;
 }
 
 // ---------- autocomplete (ARIA combobox)
@@ -111,8 +133,10 @@ async function suggest() {
   const text = input.value.trim();
   const seq = ++search.seq;
   if (!text) return closeList();
-  const { status, data } = await api(`/movies/search?q=${encodeURIComponent(text)}&limit=8`);
-  if (seq !== search.seq) return; // a later keystroke's answer wins
+  const limit = Math.min(SUGGESTIONS, limits.search);
+  const path = `/movies/search?q=${encodeURIComponent(text)}&limit=${limit}`;
+  const { status, data } = await api(path, { signal: searchSignal() });
+  if (seq !== search.seq) return; // a later keystroke's answer wins (also when its request was cancelled)
   search.results = status === 200 ? data.results : [];
   search.text = text;
   search.active = -1;
@@ -136,6 +160,7 @@ function setExpanded(open) {
 
 function closeList() {
   clearTimeout(search.timer);
+  searchSignal(); // a search still in flight is of no use now
   search.seq++;
   search.active = -1;
   setExpanded(false);
@@ -172,7 +197,7 @@ function onSearchKey(event) {
 function pick(film) {
   closeList();
   input.value = film.title;
-  navigate({ ...state, title: film.title, year: film.year ?? null, liked: [], disliked: [] });
+  navigate({ ...state, title: film.title, year: film.year ?? null, liked: [], disliked: [] }, { push: true });
 }
 
 // ---------- recommendations
@@ -184,15 +209,19 @@ async function load() {
   const seq = ++loadSeq;
   $("results").setAttribute("aria-busy", "true");
   $("status").textContent = "Loading…";
-  const { status, data } = await api("/movies/recommendations/", requestBody(state));
+  const body = requestBody(state);
+  renderUser();
+  const { status, data } = await api("/movies/recommendations/", { body, signal: recommendationSignal() });
+  // A newer request was made meanwhile (it cancelled this one, or this answer came first): that one is shown.
   if (seq !== loadSeq) return;
   $("results").removeAttribute("aria-busy");
   clearResults();
-  if (status === 200) showResults(data);
+  if (status === 200) showResults(data, body.user);
   else showError(status, data);
 }
 
-function showResults(data) {
+// `user`: the id the request was made for; feedback goes without it if the person was forgotten meanwhile.
+function showResults(data, user) {
   for (const film of [data.query, ...data.liked, ...data.disliked, ...data.recommendations]) {
     if (film) names.set(film.id, label(film));
   }
@@ -200,76 +229,25 @@ function showResults(data) {
   heading.textContent = data.query ? `Films like ${label(data.query)}` : "Films like your choices";
   heading.hidden = false;
   if (data.query) $("query-card").append(card(data.query, true));
-  $("cards").append(...data.recommendations.map((film) => el("li", {}, card(film, false))));
+  const cards = data.recommendations.map((film) => card(film, false, choose));
+  $("cards").append(...cards.map((node) => el("li", {}, node)));
+  watchAnswer(data.request_id, storedUser() === user ? user : null, cards);
   const count = data.recommendations.length;
   $("status").textContent = count ? `${count} film${count === 1 ? "" : "s"}.` : "";
   if (!count) $("message").append(el("p", {}, "No film fits these filters."));
   renderChips();
 }
 
-function card(film, isQuery) {
-  const body = el("div", { class: "card-body" },
-    isQuery ? el("p", { class: "badge" }, "Your pick") : null,
-    el("h3", {}, titleLink(film), " ", el("span", { class: "year" }, film.year ? `(${film.year})` : "")),
-    el("p", { class: "genres" }, film.genres.join(", ")),
-    film.directors.length ? el("p", {}, `Directed by ${film.directors.join(", ")}`) : null,
-    film.cast.length ? el("p", {}, `With ${film.cast.slice(0, 3).join(", ")}`) : null);
-  if (!isQuery) {
-    const why = explain(film.because);
-    if (why) body.append(el("p", { class: "because" }, why));
-    body.append(el("p", { class: "score" }, `Score ${film.score.toFixed(2)}`), actions(film));
-  }
-  return el("article", { class: isQuery ? "card query" : "card", "data-id": film.id }, cover(film), body);
-}
-
-function titleLink(film) {
-  const href = safeUrl(film.imdb_url);
-  if (!href) return el("span", { class: "title" }, film.title);
-  return el("a", { class: "title", href, target: "_blank", rel: "noopener" }, film.title);
-}
-
-// A fixed 2:3 box: the cover fills it when it loads; with no cover (or a broken one) the box stays as a placeholder.
-function cover(film) {
-  const box = el("div", { class: "cover" });
-  const src = safeUrl(film.cover_url);
-  if (!src) return box;
-  const img = el("img", { src, alt: film.title, width: 200, height: 300, loading: "lazy", decoding: "async" });
-  img.addEventListener("error", () => img.remove(), { once: true });
-  box.append(img);
-  return box;
-}
-
-function explain(because) {
-  if (!because) return "";
-  const plural = (list) => (list.length > 1 ? "s" : "");
-  const match = because.query_match;
-  return [
-    because.directors?.length && `Same director${plural(because.directors)}: ${because.directors.join(", ")}`,
-    because.cast?.length && `Also with ${someNames(because.cast, 4)}`,
-    because.writers?.length && `Same writer${plural(because.writers)}: ${because.writers.join(", ")}`,
-    because.genres?.length && `Also ${because.genres.join(", ")}`,
-    match && `Its ${FIELD_WORDS[match.field] ?? match.field} matches: “${match.text}”`,
-  ].filter(Boolean).join(" · ");
-}
-
-function someNames(list, most) {
-  const more = list.length - most;
-  return more > 1 ? `${list.slice(0, most).join(", ")} and ${more} more` : list.join(", ");
-}
-
-function actions(film) {
-  const button = (text, key) => {
-    const node = el("button", { type: "button" }, text, el("span", { class: "visually-hidden" }, ` (${film.title})`));
-    node.addEventListener("click", () => navigate(mark(state, film.id, key)).then(focusResults));
-    return node;
-  };
-  return el("div", { class: "actions" }, button("More like this", "liked"), button("Not this", "disliked"));
+// "More like this" (`key` liked) or "Not this" (disliked): the event, then the list for the new choice.
+function choose(film, key) {
+  sendEvent(film.id, key === "liked" ? "like" : "dismiss");
+  navigate(mark(state, film.id, key), { push: true }).then(focusResults);
 }
 
 // `id` moved to the end of `key` (liked or disliked) and out of the other list.
 function mark(s, id, key) {
   const other = key === "liked" ? "disliked" : "liked";
-  return { ...s, [key]: [...s[key].filter((x) => x !== id), id].slice(-MAX_FILMS), [other]: s[other].filter((x) => x !== id) };
+  return { ...s, [key]: [...s[key].filter((x) => x !== id), id].slice(-limits.films), [other]: s[other].filter((x) => x !== id) };
 }
 
 function renderChips() {
@@ -293,7 +271,8 @@ function showError(status, data) {
   if (status === 404 && data.code === "unknown_title") return unknownTitle(data);
   if (status === 401) return $("message").append(el("p", {}, "This gateway needs an API key: enter it above."));
   if (status === 422) return $("message").append(el("p", {}, data.detail || "The request is not valid."));
-  $("alert").append(el("p", {}, UNAVAILABLE));
+  if (status === 413) return $("message").append(el("p", {}, TOO_LARGE));
+  $("alert").append(el("p", {}, status === 502 ? FAILED : status === 504 ? TIMEOUT : UNAVAILABLE));
 }
 
 function unknownTitle(data) {
@@ -307,7 +286,7 @@ function unknownTitle(data) {
     link.addEventListener("click", (event) => {
       event.preventDefault();
       input.value = film.title;
-      navigate(next);
+      navigate(next, { push: true });
     });
     return el("li", {}, link, el("span", { class: "s-meta" }, ` ${film.genres?.join(", ") ?? ""}`));
   });
@@ -315,6 +294,7 @@ function unknownTitle(data) {
 }
 
 function clearResults() {
+  stopWatching(); // the cards on screen go: what they still had to send goes now
   for (const id of ["alert", "message", "query-card", "cards"]) $(id).replaceChildren();
   $("status").textContent = "";
   $("results-title").hidden = true;
@@ -323,6 +303,7 @@ function clearResults() {
 
 function showIntro() {
   loadSeq++; // an answer still on its way is not shown
+  recommendationSignal();
   $("results").removeAttribute("aria-busy");
   clearResults();
   $("intro").hidden = false;
@@ -341,11 +322,48 @@ function askForKey(rejected) {
 
 function useKey(event) {
   event.preventDefault();
-  sessionStorage.setItem(KEY_STORE, $("api-key").value.trim());
+  saveKey($("api-key").value.trim());
   $("api-key").value = "";
   $("key-form").hidden = true;
   loadGenres();
   load();
+}
+
+// ---------- the anonymous id and "Forget me"
+
+function renderUser() {
+  const id = storedUser();
+  if (id && $("user-known").hidden) $("forget-status").textContent = ""; // a new id: what was said of the old is past
+  $("user-id").textContent = id ?? "";
+  $("user-known").hidden = !id;
+  $("user-none").hidden = Boolean(id);
+}
+
+// Asks the gateway to forget the person's events; the id is dropped once it has (or will have, 202), and the next
+// request makes a new one. On an error the id stays, so the person can try again.
+async function forgetMe() {
+  const id = storedUser();
+  if (!id) return renderUser();
+  const button = $("forget");
+  button.disabled = true;
+  unlinkUser(); // nothing more is sent in this id's name
+  const { status, data } = await api(`/movies/users/${encodeURIComponent(id)}`, { method: "DELETE" });
+  button.disabled = false;
+  if (status === 200 || status === 202) dropUser();
+  renderUser();
+  $("forget-status").textContent = forgetMessage(status, data);
+}
+
+function forgetMessage(status, data) {
+  const next = "A new anonymous id will be made when you next ask for films.";
+  if (status === 200) {
+    const events = data.deleted === 1 ? "1 event" : `${data.deleted ?? 0} events`;
+    return `Forgotten: ${events} deleted, and your past requests no longer carry your id. ${next}`;
+  }
+  if (status === 202) return `The event store is away right now: you will be forgotten as soon as it is back. ${next}`;
+  if (status === 401) return "This gateway needs an API key to forget you: enter it above, then try again.";
+  const why = data.detail ? ` (${data.detail})` : "";
+  return `You could not be forgotten right now${why}. Your id is kept: try again in a moment.`;
 }
 
 // ---------- filters
@@ -357,6 +375,28 @@ async function loadGenres() {
   $("genre-list").replaceChildren(...genres.map((genre) => el("label", {},
     el("input", { type: "checkbox", value: genre.name }), ` ${genre.name} `,
     el("span", { class: "count" }, `${genre.films}`))));
+  syncControls();
+}
+
+// The API's limits, once read: the controls offer no more than it takes, and a state over them (from a URL, or from
+// the fallbacks) is clipped, its URL replaced and its films asked for again.
+async function applyLimits() {
+  if (!(await loadLimits())) return;
+  renderLimits();
+  const clipped = readState(toQuery(state));
+  if (toQuery(clipped) === toQuery(state)) return;
+  state = clipped;
+  writeUrl(false);
+  load();
+}
+
+function renderLimits() {
+  $("top-n").replaceChildren(...topNs().map((n) => el("option", { value: n }, String(n))));
+  for (const id of ["year-min", "year-max"]) {
+    $(id).min = String(limits.yearMin);
+    $(id).max = String(limits.yearMax);
+  }
+  input.maxLength = limits.titleChars;
   syncControls();
 }
 
@@ -382,35 +422,6 @@ function fromControls() {
   };
 }
 
-// ---------- DOM helper: attributes by setAttribute, children as nodes or text nodes, never HTML
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value !== null && value !== undefined) node.setAttribute(name, String(value));
-  }
-  node.append(...children.filter((child) => child !== null && child !== undefined && child !== false));
-  return node;
-}
-
-function label(film) {
-  return film.year ? `${film.title} (${film.year})` : film.title;
-}
-
-function describe(film) {
-  return [film.year, film.genres?.join(", ")].filter(Boolean).join(" · ");
-}
-
-function safeUrl(url) {
-  if (!url) return null;
-  try {
-    const parsed = new URL(url, location.href);
-    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
-  } catch {
-    return null;
-  }
-}
-
 // ---------- wiring
 
 input.addEventListener("input", suggestSoon);
@@ -424,11 +435,18 @@ $("filter-form").addEventListener("submit", (event) => {
 });
 $("diversity").addEventListener("input", () => ($("diversity-value").value = Number($("diversity").value).toFixed(1)));
 $("key-form").addEventListener("submit", useKey);
+$("forget").addEventListener("click", forgetMe);
+// What the cards on screen still have to send goes when the page is hidden or left (a tab closed, a link followed).
+window.addEventListener("pagehide", flushOnLeave);
+document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && flushOnLeave());
 window.addEventListener("popstate", () => {
   state = readState(location.search);
   input.value = state.title;
   load();
 });
 $("filters").open = matchMedia("(min-width: 50rem)").matches;
+renderLimits();
+renderUser();
+applyLimits();
 loadGenres();
 load();

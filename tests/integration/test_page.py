@@ -2,19 +2,23 @@
 
 The module runs its own scoring server and gateway: its last test stops that scoring server. Every test checks, when
 its page closes, that no request left the gateway's origin but for cover images the API returned, and that no script
-error happened. Each state is saved as a screenshot under tests/artifacts/.
+error happened. Each state is saved as a screenshot under tests/artifacts/. The feedback the page sends, and "Forget
+me", are tested in test_page_feedback.py with these fixtures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Browser, Error, Locator, Page, Request, Response, Route, expect
 
 from tests import processes
 from tests.conftest import BuiltModel
@@ -24,6 +28,14 @@ pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).parents[2] / "tests" / "artifacts"
 UNAVAILABLE = "The recommendation service is unavailable right now. Try again in a moment."
+FAILED = "The recommendation service failed on this request. Try again, or change the request."
+TIMEOUT = "The recommendation service took too long to answer. Try again in a moment."
+TOO_LARGE = "This request is too large for the gateway. Remove some liked or disliked films and try again."
+MATCH_WORDS = re.compile(r"^(Very close match|Close match|Related|Loosely related)$")
+RECOMMENDATIONS = "**/movies/recommendations/"
+FEEDBACK = "/movies/feedback"
+
+T = TypeVar("T")
 UNKNOWN = "Matrix Rebooted Forever Extended Cut"
 API_KEY = "page-test-key"
 
@@ -38,12 +50,14 @@ class Stack:
 
 @dataclass
 class Visit:
-    """A browser page and what it did: every request URL, the cover URLs the API returned, script errors."""
+    """A browser page and what it did: every request URL, the cover URLs the API returned, the recommendation
+    answers it got, script errors."""
 
     page: Page
     origins: set[str] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
     covers: set[str] = field(default_factory=set)
+    answers: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def open(self, base: str, query: str = "") -> Page:
@@ -87,7 +101,7 @@ def visit(browser: Browser) -> Iterator[Visit]:
     page.set_default_timeout(20_000)
     seen = Visit(page)
     page.on("request", lambda request: seen.requests.append(request.url))
-    page.on("response", lambda response: collect_covers(response, seen.covers))
+    page.on("response", lambda response: collect_answer(response, seen))
     page.on("pageerror", lambda error: seen.errors.append(str(error)))
     page.on("console", lambda message: blocked(message.text, seen.errors))
     yield seen
@@ -107,14 +121,16 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def collect_covers(response: Response, covers: set[str]) -> None:
-    """The cover URLs of a recommendations answer: the only URLs the page may load from elsewhere."""
+def collect_answer(response: Response, seen: Visit) -> None:
+    """A recommendations answer, and its cover URLs: the only URLs the page may load from elsewhere."""
     if not response.url.endswith("/movies/recommendations/") or response.status != 200:
         return
-    body = response.json()
-    for film in [body.get("query"), *body.get("recommendations", [])]:
-        if film and film.get("cover_url"):
-            covers.add(film["cover_url"])
+    with contextlib.suppress(Error):  # a body the page stopped reading (a newer request cancelled it) is no answer
+        body = response.json()
+        seen.answers.append(body)
+        for film in [body.get("query"), *body.get("recommendations", [])]:
+            if film and film.get("cover_url"):
+                seen.covers.add(film["cover_url"])
 
 
 def shot(page: Page, name: str, full_page: bool = False) -> None:
@@ -146,6 +162,24 @@ def cards(page: Page) -> list[str]:
 
 def card_genres(page: Page) -> list[list[str]]:
     return [text.split(", ") for text in page.locator(".cards .card .genres").all_inner_texts()]
+
+
+def page_until(page: Page, condition: Callable[[], T], timeout: float = 15.0) -> T:
+    """`condition()` once truthy (its last value after `timeout` seconds), polled while the page's events reach their
+    listeners: sync Playwright delivers them only during its own calls."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    return value
+
+
+def follow_title_link(page: Page, card: Locator) -> None:
+    """Follows a card's IMDb link as a person does; the new tab gets a stand-in page (nothing leaves the machine) and
+    is closed."""
+    page.context.route("https://www.imdb.com/**", lambda route: route.fulfill(body="IMDb", content_type="text/html"))
+    with page.context.expect_page() as opened:
+        card.locator("h3 a").click()
+    opened.value.close()
 
 
 def url_params(page: Page) -> dict[str, str]:
@@ -188,8 +222,7 @@ def test_search_autocomplete_and_keyboard_pick(visit: Visit, stack: Stack) -> No
     query = page.locator("#query-card .card.query")
     expect(query).to_contain_text("Your pick")
     expect(query.locator("h3")).to_have_text("The Matrix (1999)")
-    first_card = page.locator(".cards .card").first
-    expect(first_card.locator(".score")).to_have_text(re.compile(r"^Score \d+\.\d\d$"))
+    assert_scores(page, visit.answers[-1])
     expect(page.locator(".cards .because").filter(has_text="Same director").first).to_be_visible()
     assert_covers(page)
     covers_loaded(page)
@@ -198,6 +231,19 @@ def test_search_autocomplete_and_keyboard_pick(visit: Visit, stack: Stack) -> No
         expect(cover).to_have_count(1)
         assert cover.evaluate("(img) => img.naturalWidth") > 0
     shot(page, "recommendations", full_page=True)
+
+
+def assert_scores(page: Page, answer: dict[str, Any]) -> None:
+    """Each recommendation's score reads as words and a bar as long as its score in `answer` (0 to 1, the number
+    on hover)."""
+    scores = {film["id"]: film["score"] for film in answer["recommendations"]}
+    for card in page.locator(".cards .card").all():
+        value = scores[int(card.get_attribute("data-id") or "")]
+        score = card.locator(".score")
+        expect(score).to_have_text(MATCH_WORDS)
+        assert score.get_attribute("title") == f"Score {value:.2f} of 1"
+        bar, fill = card.locator(".score-bar").bounding_box(), card.locator(".score-fill").bounding_box()
+        assert bar and fill and abs(fill["width"] / bar["width"] - min(1.0, max(0.0, value))) < 0.02, (value, fill)
 
 
 def assert_covers(page: Page) -> None:
@@ -219,6 +265,7 @@ def test_filters_requery(visit: Visit, stack: Stack) -> None:
     page = visit.open(stack.url, "?title=Heat&year=1995")
     before = cards(page)
     assert not all("Comedy" in genres for genres in card_genres(page))  # the filter below has something to do
+    entries = page.evaluate("history.length")
 
     page.get_by_role("checkbox", name=re.compile(r"^Comedy\b")).check()
     expect(page).to_have_url(re.compile(r"genres=Comedy"))
@@ -238,7 +285,33 @@ def test_filters_requery(visit: Visit, stack: Stack) -> None:
     page.get_by_label("How many").select_option("5")
     expect(page).to_have_url(re.compile(r"n=5"))
     expect(page.locator(".cards .card")).to_have_count(5)
+    assert page.evaluate("history.length") == entries  # filters replace the history entry: Back leaves the list
     shot(page, "filter", full_page=True)
+
+
+def posted(request: Request) -> dict[str, Any] | None:
+    """The body of a recommendation request, else None."""
+    if not request.url.endswith("/movies/recommendations/"):
+        return None
+    return request.post_data_json
+
+
+def test_a_newer_request_cancels_the_one_in_flight(visit: Visit, stack: Stack) -> None:
+    page = visit.page
+    held: list[Route] = []  # the first recommendation request, never answered
+    page.route(RECOMMENDATIONS, lambda route: held.append(route) if not held else route.continue_())
+    failed: list[tuple[str, str | None]] = []
+    page.on("requestfailed", lambda request: failed.append((request.url, request.failure)))
+    visit.open(stack.url, "?title=Heat&year=1995")
+    expect(page.locator("#status")).to_have_text("Loading…")
+    assert len(held) == 1
+
+    page.get_by_label("How many").select_option("5")
+    expect(page.locator(".cards .card")).to_have_count(5)
+    assert page_until(page, lambda: failed), "the first request was not cancelled"
+    assert failed[0][0].endswith("/movies/recommendations/") and "ABORTED" in (failed[0][1] or ""), failed
+    with contextlib.suppress(Error):  # the browser dropped it: there is nothing to answer any more
+        held[0].continue_()
 
 
 def test_more_like_this_reload_and_history(visit: Visit, stack: Stack) -> None:
@@ -350,6 +423,16 @@ def test_api_key_is_asked_for_and_sent_as_header(visit: Visit, stack: Stack, wor
         api_calls = [key for url, key in sent if "/movies/" in url and not url.endswith(".svg")]
         assert api_calls[0] is None and api_calls[-1] == API_KEY  # asked without a key, then with it
         assert not any(API_KEY in u for u in visit.requests), "the key must never travel in a URL"
+
+        # feedback follows the same rule: `shown` for the cards in view, and a followed link's `click`, which must
+        # outlive the page: a beacon cannot carry the header, so the page sends it with fetch's keepalive instead
+        assert page_until(page, lambda: [key for url, key in sent if url.endswith(FEEDBACK)])
+        with page.expect_request(lambda r: r.url.endswith(FEEDBACK) and '"click"' in (r.post_data or "")) as click:
+            follow_title_link(page, page.locator(".cards .card").first)
+        assert click.value.headers.get("x-api-key") == API_KEY
+        response = click.value.response()
+        assert response is not None and response.status == 202 and response.json()["accepted"] == 1
+        assert all(key == API_KEY for url, key in sent if url.endswith(FEEDBACK)), sent
     finally:
         gateway.stop()
 
