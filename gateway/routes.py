@@ -29,13 +29,12 @@ from gateway.errors import (
     UnknownTitle,
     model_headers,
 )
+from gateway.health_schemas import HealthResponse, ReadyResponse
 from gateway.request_log import RequestRecord
 from gateway.schemas import (
     ErrorResponse,
     FilmDetails,
     GenresResponse,
-    HealthResponse,
-    ReadyResponse,
     RecommendationRequest,
     RecommendationResponse,
     SearchResponse,

@@ -33,6 +33,7 @@ from model.engine import Engine
 from model.schema import FilmRef, Query
 from model.text import TextConfig, movie_texts
 from pipelines import quality
+from pipelines.charts import interval_bars
 from pipelines.engines import load_engine
 from pipelines.movielens import TEST, Behaviour, load_behaviour
 from pipelines.online import format_estimate
@@ -194,26 +195,11 @@ def _tag_version(name: str, version: str, evaluation: Evaluation, run_id: str, s
 
 
 def _bar_chart(evaluation: Evaluation, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(evaluation.results)
-    width = 0.8 / len(names)
-    figure, axis = plt.subplots(figsize=(9, 4.5))
-    for i, name in enumerate(names):
-        estimates = [evaluation.results[name][m] for m in METRICS]
-        means = np.array([e.mean for e in estimates])
-        errors = np.array([[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]])
-        axis.bar(np.arange(len(METRICS)) + i * width, means, width, yerr=errors, capsize=2, label=name)
-    axis.set_xticks(np.arange(len(METRICS)) + width * (len(names) - 1) / 2, METRICS)
-    axis.set_ylabel("value at k = 10 (95% bootstrap interval)")
-    axis.set_title("movie-recommender vs baselines on MovieLens-100k")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    series = {name: [evaluation.results[name][m] for m in METRICS] for name in evaluation.results}
+    interval_bars(
+        path, METRICS, series, "value at k = 10 (95% bootstrap interval)",
+        "movie-recommender vs baselines on MovieLens-100k",
+    )  # fmt: skip
 
 
 def _text_config(info: dict[str, Any]) -> TextConfig:

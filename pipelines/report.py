@@ -32,6 +32,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from events import queries
 from events.store import EventStore, display_url, engine_url
 from pipelines import online
+from pipelines.charts import interval_bars
 from pipelines.registry import MODEL_NAME, describe_version, replace_tags
 
 logger = logging.getLogger(__name__)
@@ -238,29 +239,12 @@ def _tag_versions(client: MlflowClient, model_name: str, result: OnlineReport) -
 
 
 def _rates_chart(groups: list[online.GroupMetrics], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     names = ("ctr", "like_rate", "dismiss_rate")
     labels = [f"v{g.model_version} {g.alias or ''}".strip() for g in groups]
-    width = 0.8 / len(names)
-    figure, axis = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) + 2), 4.5))
-    for i, name in enumerate(names):
-        estimates = [g.rates[name] for g in groups]
-        means = np.nan_to_num([e.mean for e in estimates])
-        spans = [[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]]
-        errors = np.clip(np.nan_to_num(spans), 0, None)  # a percentile interval may miss the point estimate
-        axis.bar(np.arange(len(groups)) + i * width, means, width, yerr=errors, capsize=3, label=name)
-    axis.set_xticks(np.arange(len(groups)) + width * (len(names) - 1) / 2, labels)
-    axis.set_ylabel("per impression (95% bootstrap interval over users)")
-    axis.set_title("online rates per model version and alias")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    series = {name: [g.rates[name] for g in groups] for name in names}
+    interval_bars(
+        path, labels, series, "per impression (95% bootstrap interval over users)", "online rates per model version"
+    )
 
 
 def _iso(moment: datetime) -> str:

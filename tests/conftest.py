@@ -21,7 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from model.catalog import validate_catalog
-from tests import processes
+from tests import postgres, processes
 
 SLICE = 500
 MODEL_NAME = "movie-recommender"
@@ -106,3 +106,15 @@ def hashing_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
 
 def tiny_catalog(rows: list[dict[str, object]]) -> pd.DataFrame:
     return validate_catalog(pd.DataFrame(rows)).movies
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[postgres.Cluster]:
+    """A running throwaway PostgreSQL cluster for the module; the test fails (never skips) where PostgreSQL is not
+    installed."""
+    try:
+        cluster = postgres.start_cluster()
+    except FileNotFoundError as error:
+        pytest.fail(str(error), pytrace=False)
+    yield cluster
+    cluster.stop()

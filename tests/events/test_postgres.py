@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -32,17 +32,6 @@ from tests.events.test_store import (  # noqa: F401 - collected here again, on P
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[postgres.Cluster]:
-    """A running throwaway cluster; the test fails (never skips) where PostgreSQL is not installed."""
-    try:
-        cluster = postgres.start_cluster()
-    except FileNotFoundError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

@@ -154,17 +154,6 @@ STORED = {
 }
 
 
-@pytest.fixture
-def cluster() -> Iterator[postgres.Cluster]:
-    """A throwaway cluster; the test fails (never skips) where PostgreSQL is not installed."""
-    try:
-        cluster = postgres.start_cluster()
-    except FileNotFoundError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield cluster
-    cluster.stop()
-
-
 def pg_ctl(cluster: postgres.Cluster, *args: str) -> None:
     """`pg_ctl ARGS` on the cluster's data folder, as its owner (tests/postgres.py's Cluster.stop also removes it)."""
     command = [*cluster.run_as, str(cluster.bin_dir / "pg_ctl"), *args, "-D", str(cluster.data_dir)]

@@ -26,17 +26,6 @@ EXPERIMENT = "postgres-requests"
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[postgres.Cluster]:
-    """A running throwaway cluster; the test fails (never skips) where PostgreSQL is not installed."""
-    try:
-        cluster = postgres.start_cluster()
-    except FileNotFoundError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="module")
 def tracking_server(cluster: postgres.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on the cluster's `mlflow` database (URI and password from its environment); artifacts
     proxied to a local folder. Yields its URI."""

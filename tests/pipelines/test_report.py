@@ -4,7 +4,7 @@ against a real tracking server: metrics, table, chart, version tags and descript
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,16 +140,6 @@ def test_shadow_summaries_and_overlaps(tmp_path: Path) -> None:
     assert summary.overlap_mean == pytest.approx(0.7) and summary.latency_ms_mean == pytest.approx(4.0)
     assert summary.failed_share == pytest.approx(0.25)
     assert [(c.overlap, c.rows) for c in shadow_overlaps(engine, model_name=NAME)] == [(0.6, 2), (0.9, 1)]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[postgres.Cluster]:
-    try:
-        cluster = postgres.start_cluster()
-    except FileNotFoundError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield cluster
-    cluster.stop()
 
 
 @pytest.mark.integration
