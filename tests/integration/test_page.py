@@ -437,6 +437,46 @@ def test_api_key_is_asked_for_and_sent_as_header(visit: Visit, stack: Stack, wor
         gateway.stop()
 
 
+def test_limits_come_from_the_openapi_document(visit: Visit, stack: Stack) -> None:
+    """The page keeps no copy of the API's limits: served a document with smaller ones, it offers no more."""
+
+    def smaller_limits(route: Route) -> None:
+        doc = route.fetch().json()
+        request = doc["components"]["schemas"]["RecommendationRequest"]["properties"]
+        request["top_n"]["maximum"] = 10
+        search = next(p for p in doc["paths"]["/movies/search"]["get"]["parameters"] if p["name"] == "limit")
+        search["schema"]["maximum"] = 3
+        route.fulfill(json=doc)
+
+    visit.page.route("**/openapi.json", smaller_limits)
+    page = visit.open(stack.url)
+    top_n = page.get_by_label("How many").locator("option")
+    expect(top_n).to_have_count(2)  # 5 and 10 of 5, 10, 20, 50: the document has answered
+    assert top_n.all_inner_texts() == ["5", "10"]
+
+    with page.expect_request(lambda request: "/movies/search?" in request.url) as searched:
+        page.get_by_role("combobox", name="Find a film you like").press_sequentially("matrix", delay=40)
+    expect(page.get_by_role("listbox").get_by_role("option").first).to_contain_text("The Matrix")
+    assert parse_qs(urlsplit(searched.value.url).query)["limit"] == ["3"]
+    assert page.get_by_role("listbox").get_by_role("option").count() <= 3
+
+
+@pytest.mark.parametrize(
+    ("status", "where", "message"),
+    [(413, "#message", TOO_LARGE), (502, "[role=alert]", FAILED), (504, "[role=alert]", TIMEOUT)],
+)
+def test_each_failure_has_its_own_message(visit: Visit, stack: Stack, status: int, where: str, message: str) -> None:
+    """What the gateway's own limits and the scoring server's failures look like to a person."""
+    visit.page.route(
+        RECOMMENDATIONS,
+        lambda route: route.fulfill(status=status, json={"detail": "from the test", "code": "test"}),
+    )
+    page = visit.open(stack.url, "?title=Heat&year=1995")
+    expect(page.locator(where)).to_have_text(message)
+    expect(page.locator(".cards .card")).to_have_count(0)
+    shot(page, f"failure-{status}")
+
+
 def test_scoring_server_down_shows_an_alert(visit: Visit, stack: Stack) -> None:
     """Last: it stops the module's scoring server."""
     page = visit.open(stack.url, "?title=Heat&year=1995")
