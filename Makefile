@@ -194,7 +194,7 @@ postgresql:
 	  || { apt-get update -q && apt-get install -y -q --no-install-recommends postgresql; }
 
 test-fast: venv ## the tests that start no process and no `mlflow run` (while editing)
-	$(BIN)/python -m pytest -m "not integration and not slow"
+	$(BIN)/python -m pytest -m "not integration and not slow" -n 2 --dist loadscope
 
 lint: venv ## ruff, and docs/ figures against the reference results
 	$(BIN)/ruff check .
