@@ -158,18 +158,28 @@ class TextMatch(BaseModel):
     text: str
 
 
+class AlsoLiked(BaseModel):
+    film: str = Field(description="the query film with the most people in common with this one")
+    people: int = Field(description="how many people who liked or clicked that film liked or clicked this one too")
+
+
 class Because(BaseModel):
-    """Why a film is recommended: what it shares with the query films, and for free text its closest field."""
+    """Why a film is recommended: what it shares with the query films, for free text its closest field, and in a
+    model built from engagement how many people who liked a query film liked this one too."""
 
     genres: list[str]
     directors: list[str]
     cast: list[str]
     writers: list[str]
     query_match: TextMatch | None = None
+    also_liked: AlsoLiked | None = None
 
 
 class Recommendation(Film):
-    score: float = Field(description="ranking score: similarity plus a small notability prior and era bonus")
+    score: float = Field(
+        description="ranking score: similarity plus a small notability prior and era bonus, and co-engagement in a "
+        "model built from engagement"
+    )
     because: Because
 
 

@@ -8,6 +8,7 @@
 | `movies.parquet` | the catalog (catalog.COLUMNS) plus `prior`, cast ranked by catalog frequency |
 | `people.npz`     | shared-people TF-IDF matrix (scipy CSR), one row per catalog row         |
 | `neighbours.npz` | each film's 100 best recommendations (rows, scores, shared fields), model/neighbours.py |
+| `engagement.npz` | co-engagement learned from events (model/engagement.py): only in a model built from some |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from scipy import sparse
 
 from model.catalog import LIST_COLUMNS
+from model.engagement import Engagement, load_engagement, save_engagement
 from model.index import load_index, save_index, stores_vectors
 from model.neighbours import Neighbours, load_neighbours, save_neighbours
 
@@ -34,6 +36,7 @@ MOVIES = "movies"
 PEOPLE = "people"
 NEIGHBOURS = "neighbours"
 VECTORS = "vectors"
+ENGAGEMENT = "engagement"
 FILES = {
     ENCODER: "encoder",
     INDEX: "index.faiss",
@@ -41,6 +44,7 @@ FILES = {
     PEOPLE: "people.npz",
     NEIGHBOURS: "neighbours.npz",
     VECTORS: "vectors.npy",
+    ENGAGEMENT: "engagement.npz",
 }
 
 
@@ -52,10 +56,11 @@ def save_artifacts(
     people: sparse.csr_matrix,
     neighbours: Neighbours,
     vectors: np.ndarray,
+    engagement: Engagement | None = None,
 ) -> dict[str, str]:
     """Write the artifacts under `folder` (`encoder`: a saved SentenceTransformer folder, copied whole; `vectors`:
-    the films', row order, written only when the index keeps none); returns {artifact name: path} for
-    `mlflow.pyfunc.log_model`."""
+    the films', row order, written only when the index keeps none; `engagement`: only when learned); returns
+    {artifact name: path} for `mlflow.pyfunc.log_model`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: str(folder / file) for name, file in FILES.items()}
@@ -63,6 +68,10 @@ def save_artifacts(
         del paths[VECTORS]
     else:
         np.save(paths[VECTORS], np.ascontiguousarray(vectors, dtype=np.float32))
+    if engagement is None:
+        del paths[ENGAGEMENT]
+    else:
+        save_engagement(paths[ENGAGEMENT], engagement)
     shutil.copytree(encoder, paths[ENCODER], copy_function=_link_or_copy)  # MLflow copies the folder again
     save_index(index, paths[INDEX])
     movies.to_parquet(paths[MOVIES], index=False)
@@ -110,6 +119,11 @@ def read_artifacts(
     people = sparse.load_npz(paths[PEOPLE]).tocsr()
     neighbours = load_neighbours(paths[NEIGHBOURS]) if NEIGHBOURS in paths else None
     return read_movies(paths[MOVIES]), load_index(paths[INDEX]), people, neighbours, paths[ENCODER]
+
+
+def read_engagement(paths: Mapping[str, str]) -> Engagement | None:
+    """What the model learned from engagement, or None for a model built from content only."""
+    return load_engagement(paths[ENGAGEMENT]) if ENGAGEMENT in paths else None
 
 
 def read_vectors(paths: Mapping[str, str]) -> np.ndarray | None:

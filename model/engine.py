@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.artifacts import read_artifacts, read_vectors
+from model.artifacts import read_artifacts, read_engagement, read_vectors
 from model.contract import (
     DEFAULT_SEARCH,
     DEFAULT_TOP_N,
@@ -35,6 +35,7 @@ from model.contract import (
     invalid_reason,
     search_reason,
 )
+from model.engagement import Engagement
 from model.explain import Encode, TextMatcher, because
 from model.films import Films, genre_key
 from model.neighbours import Neighbours
@@ -66,6 +67,7 @@ class Engine:
         info: Mapping[str, Any] | None = None,
         load_encoder: Callable[[], Encode] | None = None,
         neighbours: Neighbours | None = None,
+        engagement: Engagement | None = None,
     ) -> None:
         self.films = films
         self.ranking = ranking or Ranking()
@@ -74,6 +76,7 @@ class Engine:
         self._encode: Encode | None = None
         self._encoder_lock = threading.Lock()
         self.neighbours = neighbours if neighbours is not None and len(neighbours.rows) == len(films) else None
+        self.engagement = engagement if engagement is not None and len(engagement) == len(films) else None
         self._matcher = TextMatcher(films)  # no reference back to the engine, so a dropped engine is freed at once
 
     @classmethod
@@ -88,11 +91,19 @@ class Engine:
             return lambda texts: encode(encoder, texts)
 
         films = Films(movies, index, people, read_vectors(paths))
-        return cls(films, Ranking.from_config(config), info=config, load_encoder=load_encoder, neighbours=neighbours)
+        return cls(
+            films,
+            Ranking.from_config(config),
+            info=config,
+            load_encoder=load_encoder,
+            neighbours=neighbours,
+            engagement=read_engagement(paths),
+        )
 
     def with_ranking(self, ranking: Ranking) -> Engine:
-        """The same films under other weights (for tuning), ranking every query live; shares the encoder."""
-        other = Engine(self.films, ranking, self.info, self._load_encoder)
+        """The same films under other weights (for tuning), ranking every query live; shares the encoder and what
+        was learned from engagement."""
+        other = Engine(self.films, ranking, self.info, self._load_encoder, engagement=self.engagement)
         other._encode = self._encode
         return other
 
@@ -184,7 +195,7 @@ class Engine:
             offset=query.offset or 0,
             diversity=query.diversity or 0.0,
         )
-        ranked = self._precomputed(search) or rank(self.films, self.ranking, search)
+        ranked = self._precomputed(search) or rank(self.films, self.ranking, search, self.engagement)
         result = _result(STATUS_OK, unresolved=unresolved)
         result.update(
             query=title.films[0] if title.films else None,
@@ -283,11 +294,23 @@ class Engine:
             if vector is not None
             else [None] * len(shared)
         )
-        for fields, match in zip(shared, matches, strict=True):
+        together = self._also_liked(positive, ranked.rows)
+        for fields, match, also in zip(shared, matches, together, strict=True):
             fields["query_match"] = match
+            fields["also_liked"] = also
         return [
             {**self.films.records[row], "score": round(score, 4), "because": fields}
             for row, score, fields in zip(ranked.rows, ranked.scores, shared, strict=True)
+        ]
+
+    def _also_liked(self, positive: list[int], rows: list[int]) -> list[dict[str, Any] | None]:
+        """Per film: how many people who liked or clicked a query film (the one with the most) did so for it too."""
+        if self.engagement is None or not self.ranking.engagement_weight:
+            return [None] * len(rows)
+        titles = self.films.records
+        return [
+            {"film": titles[query]["title"], "people": count} if count else None
+            for query, count in self.engagement.together_counts(positive, rows)
         ]
 
     def _details(self, row: int) -> dict[str, Any]:

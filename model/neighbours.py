@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import sparse
 
+from model.engagement import Engagement
 from model.explain import shared_fields
 from model.films import Films
 from model.index import MISSING_ID, search, stores_vectors
@@ -164,10 +165,15 @@ def _carry_over(
 
 
 def precompute_neighbours(
-    films: Films, ranking: Ranking, k: int = DEFAULT_K, pools: DensePools | None = None, chunk: int = 512
+    films: Films,
+    ranking: Ranking,
+    k: int = DEFAULT_K,
+    pools: DensePools | None = None,
+    chunk: int = 512,
+    engagement: Engagement | None = None,
 ) -> Neighbours:
     """Each film's `k` best recommendations, best first; -1 / -inf pad the lists of a catalog of `k` films or
-    fewer. `pools` (from `dense_pools`) saves searching them again."""
+    fewer. `pools` (from `dense_pools`) saves searching them again; `engagement` adds its term and its films."""
     n = len(films)
     k = min(k, n - 1)
     rows_out = np.full((n, max(k, 0)), -1, dtype=np.int32)
@@ -180,7 +186,7 @@ def precompute_neighbours(
 
     def fill(start: int) -> None:
         queries = np.arange(start, min(start + chunk, n))
-        rows, scores = _rank_pools(films, ranking, queries, pools.rows[queries], pools.sims[queries], k)
+        rows, scores = _rank_pools(films, ranking, queries, pools.rows[queries], pools.sims[queries], k, engagement)
         rows_out[queries, : rows.shape[1]] = rows
         scores_out[queries, : scores.shape[1]] = scores
         for query, found in zip(queries.tolist(), rows.tolist(), strict=True):
@@ -214,9 +220,11 @@ def _rank_pools(
     pool: np.ndarray,
     similarity: np.ndarray,
     k: int,
+    engagement: Engagement | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, scores) of the `k` best films of each query film's pool, vectorised over a chunk of query films:
-    the nearest `ranking.pool` of the pool without the query film, blended, best first by (score, id)."""
+    the nearest `ranking.pool` of the pool without the query film, joined by its co-engaged films (as the live
+    search joins them), blended, best first by (score, id)."""
     need = _need(films, ranking)
     if pool.shape[1] > need:
         nearest = _nearest(similarity, pool, need)
@@ -227,16 +235,39 @@ def _rank_pools(
     drop[lacking, np.argmin(similarity[lacking], axis=1)] = True
     pool = pool[~drop].reshape(len(queries), -1)
     similarity = similarity[~drop].reshape(len(queries), -1)
+    engaged = None
+    if engagement is not None and ranking.engagement_weight:
+        pool, similarity = _join_co_engaged(films, engagement, queries, pool, similarity)
+        engaged = engagement.pairs(queries, pool, ranking.engagement_shrink)
     valid = pool >= 0
     safe = np.where(valid, pool, 0)
     has_people = (np.diff(films.people.indptr)[queries] > 0)[:, None]
     shared = shared_people(films.people, queries, safe) if ranking.dense_weight < 1 else None
     era = films.years[queries][:, None]
-    score = blend(ranking, similarity, shared, films.prior[safe], films.years[safe], era, has_people)
+    score = blend(ranking, similarity, shared, films.prior[safe], films.years[safe], era, has_people, engaged)
     score = np.where(valid, score, -np.inf)
     order = _top(score, np.where(valid, films.ids[safe], np.iinfo(np.int64).max), k)
     rows = np.where(np.take_along_axis(valid, order, axis=1), np.take_along_axis(pool, order, axis=1), -1)
     return rows, np.take_along_axis(score, order, axis=1)
+
+
+def _join_co_engaged(
+    films: Films, engagement: Engagement, queries: np.ndarray, pool: np.ndarray, similarity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pool joined by the films its query film is co-engaged with and the pool lacks (-1 pads), with their
+    exact inner products: the candidates a live query for the film adds (model/ranking.py `co_engaged`)."""
+    matrix = engagement.similarity
+    lengths = np.diff(matrix.indptr)[queries]
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return pool, similarity
+    extra = np.full((len(queries), width), -1, dtype=np.int64)
+    for i, query in enumerate(queries.tolist()):
+        found = matrix.indices[matrix.indptr[query] : matrix.indptr[query + 1]]
+        found = np.sort(found[~np.isin(found, pool[i])])
+        extra[i, : len(found)] = found
+    extra_sims = _inner_products(films.vectors, queries, extra)
+    return np.concatenate([pool, extra.astype(pool.dtype)], axis=1), np.concatenate([similarity, extra_sims], axis=1)
 
 
 def _need(films: Films, ranking: Ranking) -> int:

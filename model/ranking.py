@@ -6,11 +6,15 @@ Query films Q (later ones weighing more), films to push away D and free text T m
                 + (1 - w)         x cos(query people row, film people row)      [model/people.py]
                 + prior_weight    x notability prior of the film                [model/prior.py]
                 - era_weight      x |film year - query films' year| / 10
+                + engagement_weight x co-engagement of the query films with the film   [model/engagement.py]
 
-with w = dense_weight when the query has a people row, else 1 (free text alone has no people and no year).
+with w = dense_weight when the query has a people row, else 1 (free text alone has no people and no year). The last
+term is there only in a model built from engagement, and is 0 for query films nobody engaged with: they rank as the
+content model alone ranks them.
 `blend` is that formula, for one query or many: the live search below and the precomputed neighbour lists
 (model/neighbours.py) both call it. FAISS retrieves the `pool` films nearest by embedding among those the filters
-allow; the blend re-ranks them exactly; `diversity` re-ranks again by maximal marginal relevance; `offset` pages.
+allow, joined by the films the query films are co-engaged with; the blend re-ranks them exactly; `diversity`
+re-ranks again by maximal marginal relevance; `offset` pages.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from model.engagement import Engagement
 from model.films import Films
 from model.index import MISSING_ID
 from model.index import search as search_index
@@ -38,6 +43,8 @@ class Ranking:
     era_weight: float = 0.08
     recency: float = 0.7  # weight ratio between consecutive query films, the last weighing most
     pool: int = 1000  # films retrieved by FAISS before re-ranking
+    engagement_weight: float = 2.0  # of co-engagement; nothing in a model built from content only
+    engagement_shrink: float = 5.0  # people a film's co-engagement needs to count half (model/engagement.py)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Ranking:
@@ -80,12 +87,14 @@ def blend(
     years: np.ndarray,
     era: float | np.ndarray,
     has_people: bool | np.ndarray,
+    engaged: np.ndarray | None = None,
 ) -> np.ndarray:
     """The score of candidate films (module docstring), float64, shaped like `similarity`.
 
-    `similarity`, `people` (None: no people term), `prior` and `years` hold one value per candidate, (n,) for one
-    query or (queries, n); `era` is the query films' year (NaN: unknown, no era term) and `has_people` whether the
-    query has a people row, scalars or (queries, 1)."""
+    `similarity`, `people` (None: no people term), `prior`, `years` and `engaged` (the query's co-engagement with
+    each, None: no engagement term) hold one value per candidate, (n,) for one query or (queries, n); `era` is the
+    query films' year (NaN: unknown, no era term) and `has_people` whether the query has a people row, scalars or
+    (queries, 1)."""
     weight = np.where(has_people, ranking.dense_weight, 1.0)
     score = weight * np.asarray(similarity, dtype=np.float64)
     if people is not None and ranking.dense_weight < 1:
@@ -93,13 +102,18 @@ def blend(
     score += ranking.prior_weight * prior
     if ranking.era_weight:
         score -= ranking.era_weight * np.nan_to_num(np.abs(years - era) / 10, nan=0.0)
+    if engaged is not None and ranking.engagement_weight:
+        score += ranking.engagement_weight * engaged
     return score
 
 
-def rank(films: Films, ranking: Ranking, search: Search) -> Ranked:
+def rank(films: Films, ranking: Ranking, search: Search, engagement: Engagement | None = None) -> Ranked:
     """The `search.top_n` best films after `search.offset`, ties to the lower id (stable between pages)."""
     dense, people, era = query_vectors(films, ranking, search)
     pool = retrieve(films, dense, search, ranking.pool)
+    engaged = None
+    if engagement is not None and ranking.engagement_weight and (search.liked or search.disliked):
+        pool, engaged = co_engaged(engagement, ranking, search, pool)
     people_scores = (films.people[pool] @ people.T).toarray().ravel() if people is not None else None
     scores = blend(
         ranking,
@@ -109,6 +123,7 @@ def rank(films: Films, ranking: Ranking, search: Search) -> Ranked:
         films.years[pool],
         era,
         people is not None,
+        engaged,
     )
     wanted = search.offset + search.top_n
     if search.diversity > 0:
@@ -119,14 +134,35 @@ def rank(films: Films, ranking: Ranking, search: Search) -> Ranked:
     return Ranked(pool[order].tolist(), scores[order].tolist())
 
 
+def co_engaged(
+    engagement: Engagement, ranking: Ranking, search: Search, pool: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pool joined by the allowed, unbanned films the query is co-engaged with, and the query's co-engagement
+    with each film of it."""
+    liked = np.asarray(search.liked, dtype=np.int64)
+    row = engagement.query_row(
+        liked, recency_weights(len(liked), ranking.recency), search.disliked, ranking.engagement_shrink, DISLIKE_WEIGHT
+    )
+    extra = row.indices[~np.isin(row.indices, pool) & ~np.isin(row.indices, list(search.banned))]
+    if search.allowed is not None:
+        extra = extra[search.allowed[extra]]
+    pool = np.concatenate([pool, np.sort(extra).astype(pool.dtype)])
+    return pool, row[:, pool].toarray().ravel().astype(np.float64)
+
+
+def recency_weights(n: int, recency: float) -> np.ndarray:
+    """Weights of `n` query films in order, the last weighing most, summing to 1."""
+    weights = recency ** np.arange(n - 1, -1, -1, dtype=np.float64)
+    return weights / weights.sum() if n else weights
+
+
 def query_vectors(films: Films, ranking: Ranking, search: Search) -> tuple[np.ndarray, sparse.csr_matrix | None, float]:
     """(query embedding (dim,), query people row (1, tokens) or None, query films' year or NaN)."""
     rows = np.asarray(search.liked, dtype=np.int64)
     dense = np.zeros(films.vectors.shape[1], dtype=np.float32)
     people, era = None, float("nan")
     if len(rows):
-        weights = ranking.recency ** np.arange(len(rows) - 1, -1, -1, dtype=np.float64)
-        weights /= weights.sum()
+        weights = recency_weights(len(rows), ranking.recency)
         dense = _unit(weights @ films.vectors[rows])
         people = sparse.csr_matrix(weights) @ films.people[rows]
         years = films.years[rows]

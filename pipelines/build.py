@@ -1,9 +1,10 @@
 """MLproject entry point `build`: catalog → movie text → vectors → FAISS index → one registered pyfunc model.
 
     mlflow run . -e build --env-manager local [-P catalog=films.csv] [-P limit=500] [-P model_name=movie-recommender]
-        [-P index=auto|exact|hnsw|ivfpq] [-P exact_max=20000]
+        [-P index=auto|exact|hnsw|ivfpq] [-P exact_max=20000] [-P events=sqlite:///.run/events.db|FILE.parquet|none]
 
-The run logs its parameters, catalog statistics (including rows skipped for an empty title), encoding figures and
+The run logs its parameters, catalog statistics (including rows skipped for an empty title), encoding figures, what
+it learned co-engagement from (pipelines/engagement.py: source, events, users, time range; none: content only) and
 a table of sample recommendations. The model version gets alias `challenger`; the first version also `champion`.
 A bad catalog fails the run before anything is registered.
 """
@@ -42,6 +43,7 @@ from model.encoder import (
     pick_device,
     token_counts,
 )
+from model.engagement import Engagement
 from model.engine import Engine
 from model.films import Films
 from model.index import AUTO, EXACT_MAX, KINDS, build_index, choose_kind, index_params
@@ -56,6 +58,7 @@ from pipelines.cache import DEFAULT_FOLDER as DEFAULT_CACHE
 from pipelines.cache import EmbeddingCache, digest, load_pools, save_pools
 from pipelines.cache import load_neighbours as load_cached_neighbours
 from pipelines.cache import save_neighbours as save_cached_neighbours
+from pipelines.engagement import DEFAULT_EVENTS, EngagementError, Events, learn, read_events
 from pipelines.engines import no_encoder_warm_up
 from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version
 
@@ -103,6 +106,8 @@ class BuildConfig:
     engine: str = "local"  # one of ENGINES
     index: str = AUTO  # auto, or one of model.index.KINDS
     exact_max: int = EXACT_MAX  # films: `auto` makes an exact index up to this size, hnsw above
+    events: str = DEFAULT_EVENTS  # where co-engagement is learned from; none: content only
+    events_until: str = ""  # ISO time: learn from the events before it only (empty: all)
     text: TextConfig = field(default_factory=TextConfig)
     ranking: Ranking = field(default_factory=Ranking)
 
@@ -125,7 +130,7 @@ def build(config: BuildConfig) -> BuildResult:
         # `mlflow run` has already logged the entry point's parameters under their own names; add the rest.
         logged = run.data.params
         mlflow.log_params({key: value for key, value in _params(config).items() if key not in logged})
-        artifacts, source, n_films = _save_parts(config, timer, folder)
+        artifacts, source, n_films, seen = _save_parts(config, timer, folder)
         # The build's own parts were released when _save_parts returned: MLflow loads the saved model (twice) to
         # log it, and a catalog that fills the machine has room for one copy only.
         with timer("log_model"), no_encoder_warm_up():
@@ -136,7 +141,7 @@ def build(config: BuildConfig) -> BuildResult:
                 artifacts=artifacts,
                 input_example=(INPUT_EXAMPLE, EXAMPLE_PARAMS),
                 pip_requirements=serving_requirements(),
-                model_config=_model_config(config, run.info.run_id, source, n_films),
+                model_config=_model_config(config, run.info.run_id, source, n_films, seen),
                 registered_model_name=config.model_name,
             )
         version = str(info.registered_model_version)
@@ -146,8 +151,11 @@ def build(config: BuildConfig) -> BuildResult:
         return BuildResult(run.info.run_id, info.model_uri, version, n_films)
 
 
-def _save_parts(config: BuildConfig, timer: StepTimer, folder: str) -> tuple[dict[str, str], str, int]:
-    """Every step before logging, into `folder`: the model's artifact paths, the catalog's source, its films."""
+def _save_parts(
+    config: BuildConfig, timer: StepTimer, folder: str
+) -> tuple[dict[str, str], str, int, dict[str, str | int]]:
+    """Every step before logging, into `folder`: the model's artifact paths, the catalog's source, its films, and
+    what it learned engagement from."""
     with timer("catalog"):
         loaded = load_catalog(_catalog_path(config.catalog))
         # Cast ranking and the prior are computed over the whole catalog, before any limit.
@@ -173,12 +181,16 @@ def _save_parts(config: BuildConfig, timer: StepTimer, folder: str) -> tuple[dic
         films = Films(movies, index, people, vectors)
     mlflow.log_params({f"index_{key}": value for key, value in index_params(index).items()})
     mlflow.log_metric("people_vocabulary", people.shape[1])
+    with timer("engagement"):
+        engagement, seen = _engagement(config, films)
     with timer("neighbours"):
-        neighbours = _neighbours(films, config.ranking, cache)
-    _log_samples(Engine(films, config.ranking, neighbours=neighbours))
+        neighbours = _neighbours(films, config.ranking, cache, engagement)
+    _log_samples(Engine(films, config.ranking, neighbours=neighbours, engagement=engagement))
     with timer("save"):
-        artifacts = save_artifacts(folder, default_encoder_path(), index, movies, people, neighbours, vectors)
-    return artifacts, loaded.source, len(movies)
+        artifacts = save_artifacts(
+            folder, default_encoder_path(), index, movies, people, neighbours, vectors, engagement
+        )
+    return artifacts, loaded.source, len(movies), seen
 
 
 def serving_requirements() -> list[str]:
@@ -249,12 +261,48 @@ def _vectors(texts: list[str], config: BuildConfig, cache: Path | None) -> np.nd
     return vectors
 
 
-def _neighbours(films: Films, ranking: Ranking, cache: Path | None) -> Neighbours:
+def _engagement(config: BuildConfig, films: Films) -> tuple[Engagement | None, dict[str, str | int]]:
+    """Co-engagement learned from `config.events` (None: content only), and what it was learned from, which the
+    run logs and the model's config keeps (`evaluate` checks it against what it judges)."""
+    until = datetime.fromisoformat(config.events_until) if config.events_until else None
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    try:
+        events = read_events(config.events, until)
+    except EngagementError as error:
+        raise BuildFailed(str(error)) from error
+    if events is None or events.frame.empty:
+        mlflow.set_tag("events_source", "none (content only)")
+        return None, {"events_source": "none", "events_read": 0}
+    seen = events.summary()
+    spark = config.engine == "spark"
+    engagement = _spark_engagement(events, films) if spark else learn(events.frame, films.ids)
+    seen["events_films_engaged"] = engagement.films_engaged
+    mlflow.log_params({key: value for key, value in seen.items() if isinstance(value, str)})
+    mlflow.log_metrics({key: float(value) for key, value in seen.items() if isinstance(value, int)})
+    logger.info("co-engagement learned from %s", seen)
+    return (engagement if engagement.films_engaged else None), seen
+
+
+def _spark_engagement(events: Events, films: Films) -> Engagement:
+    from pipelines.spark import SparkUnavailable  # pyspark only for Spark builds
+    from pipelines.spark_engagement import spark_learn
+
+    try:
+        return spark_learn(events, films.ids)
+    except SparkUnavailable as error:
+        raise BuildFailed(str(error)) from error
+
+
+def _neighbours(films: Films, ranking: Ranking, cache: Path | None, engagement: Engagement | None) -> Neighbours:
     """Each film's precomputed top recommendations, from the cache when nothing they depend on changed."""
     people = films.people
+    learned = () if engagement is None else (
+        engagement.similarity.data, engagement.similarity.indices, engagement.similarity.indptr, engagement.support
+    )  # fmt: skip
     key = digest(
         films.vectors, people.data, people.indices, people.indptr, films.prior, films.years, films.ids,
-        ranking.as_dict(), NEIGHBOURS_K, index_params(films.index), code_digest(),
+        ranking.as_dict(), NEIGHBOURS_K, index_params(films.index), code_digest(), *learned,
     )  # fmt: skip
     cached = load_cached_neighbours(cache, key)
     mlflow.log_metric("neighbours_cached", float(cached is not None))
@@ -264,7 +312,7 @@ def _neighbours(films: Films, ranking: Ranking, cache: Path | None) -> Neighbour
     pools, carried = dense_pools(films, ranking, previous=load_pools(cache))
     mlflow.log_metric("dense_pools_carried_over", carried)
     save_pools(cache, pools)
-    neighbours = precompute_neighbours(films, ranking, NEIGHBOURS_K, pools)
+    neighbours = precompute_neighbours(films, ranking, NEIGHBOURS_K, pools, engagement=engagement)
     save_cached_neighbours(cache, key, neighbours)
     return neighbours
 
@@ -295,8 +343,11 @@ def _set_aliases(model_name: str, version: str, run_id: str, source: str, n_film
         logger.info("%s had no champion: version %s is champion", model_name, version)
 
 
-def _model_config(config: BuildConfig, run_id: str, source: str, n_films: int) -> dict[str, Any]:
+def _model_config(
+    config: BuildConfig, run_id: str, source: str, n_films: int, seen: dict[str, str | int]
+) -> dict[str, Any]:
     return {
+        **seen,
         **config.ranking.as_dict(),
         **{f"text_{key}": value for key, value in asdict(config.text).items()},
         "model_name": config.model_name,
@@ -342,6 +393,10 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser.add_argument("--era-weight", type=float, default=Ranking.era_weight, help="penalty per decade apart")
     parser.add_argument("--recency", type=float, default=Ranking.recency, help="weight ratio of consecutive liked")
     parser.add_argument("--pool", type=float, default=Ranking.pool, help="films FAISS retrieves for re-ranking")
+    parser.add_argument("--events", default=DEFAULT_EVENTS, help="event store URI, .parquet/.csv export, or none")
+    parser.add_argument("--events-until", default="", help="ISO time: learn from the events before it only")
+    parser.add_argument("--engagement-weight", type=float, default=Ranking.engagement_weight)
+    parser.add_argument("--engagement-shrink", type=float, default=Ranking.engagement_shrink)
     args = parser.parse_args(argv)
     return BuildConfig(
         catalog=args.catalog,
@@ -353,8 +408,18 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
         engine=args.engine,
         index=args.index,
         exact_max=int(args.exact_max),
+        events=args.events,
+        events_until=args.events_until,
         text=TextConfig(cast_per_film=int(args.cast_per_film)),
-        ranking=Ranking(args.dense_weight, args.prior_weight, args.era_weight, args.recency, int(args.pool)),
+        ranking=Ranking(
+            args.dense_weight,
+            args.prior_weight,
+            args.era_weight,
+            args.recency,
+            int(args.pool),
+            args.engagement_weight,
+            args.engagement_shrink,
+        ),
     )
 
 
@@ -362,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result = build(parse_args(argv))
-    except (CatalogError, BuildFailed) as error:
+    except (CatalogError, BuildFailed, ValueError) as error:
         print(f"build failed, nothing registered: {error}", file=sys.stderr)
         return 2
     print(f"model {result.model_uri} registered as version {result.version} ({result.n_films} films)")

@@ -246,7 +246,8 @@ def test_because_lists_what_is_shared_with_the_query_films(engine: Engine) -> No
     because = {film["id"]: film["because"] for film in result["recommendations"]}
     assert because[504]["cast"] == ["Kate Winslet"] and because[504]["genres"] == ["Drama"]
     assert because[503]["directors"] == ["Ann Lee"] and because[503]["genres"] == ["Sci-Fi"]
-    assert because[502] == {"genres": [], "directors": [], "cast": [], "writers": [], "query_match": None}
+    nothing = {"genres": [], "directors": [], "cast": [], "writers": [], "query_match": None, "also_liked": None}
+    assert because[502] == nothing
 
 
 # --- search and details ---------------------------------------------------------------------------------------
