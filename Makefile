@@ -40,6 +40,10 @@ BUILD_EXPERIMENT ?= movie-recommender-builds
 # The event store of impressions and feedback (the gateway writes it; `make report` reads it): a SQLite file here, or
 # a team's PostgreSQL (postgresql://USER@HOST:5432/DATABASE, the password in PGPASSWORD or ~/.pgpass).
 EVENTS_URI ?= sqlite:///$(CURDIR)/$(RUN)/events.db
+# Where `make learn-demo` and `make learn-online` import MovieLens-100k likes (apart from the gateway's own events).
+LEARN_EVENTS ?= sqlite:///$(CURDIR)/$(RUN)/learn-demo.db
+ONLINE_EVENTS ?= sqlite:///$(CURDIR)/$(RUN)/learn-online.db
+CUTOFF ?= 0.5
 TRACKING_URI := http://$(MLFLOW_HOST):$(MLFLOW_PORT)
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 RECBOLE_VERSION := 1.2.1
@@ -53,8 +57,8 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # waited for and stopped by supervisor/processes.py, as the gateway's supervisor and the tests do.
 PROCESS := $(BIN)/python -m supervisor.processes
 
-.PHONY: help venv up down build evaluate promote report simulate test test-fast chromium postgresql lint bench docs soak \
-  faults
+.PHONY: help venv up down build evaluate promote report simulate learn-demo learn-online import-events test test-fast \
+  chromium postgresql lint bench docs soak faults
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -145,6 +149,28 @@ report: venv ## online metrics per model version from the event store (SINCE=24h
 simulate: venv ## MovieLens users of the validation half through the running gateway (SESSIONS=N: at most N)
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e simulate --env-manager local \
 	  --experiment-name movie-recommender-online -P gateway_url=$(GATEWAY_URL) -P max_sessions=$(or $(SESSIONS),0)
+
+learn-demo: venv ## MovieLens-100k likes, each user's last held out, imported; the hybrid built from them, evaluated, promoted
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	$(BIN)/python -m pipelines.movielens export "$$tmp/likes.parquet"
+	$(MAKE) --no-print-directory import-events FILE="$$tmp/likes.parquet" EVENTS_URI=$(LEARN_EVENTS)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e build --env-manager local \
+	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P events=$(LEARN_EVENTS)
+	$(MAKE) --no-print-directory evaluate
+	$(MAKE) --no-print-directory promote
+
+learn-online: venv ## a hybrid challenger from the likes before the simulator's CUTOFF (then: canary, simulate, report)
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	until=$$($(BIN)/python -m pipelines.movielens export "$$tmp/likes.parquet" --until $(CUTOFF))
+	$(MAKE) --no-print-directory import-events FILE="$$tmp/likes.parquet" EVENTS_URI=$(ONLINE_EVENTS)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e build --env-manager local \
+	  --experiment-name $(BUILD_EXPERIMENT) -P model_name=$(MODEL_NAME) -P events=$(ONLINE_EVENTS) \
+	  -P events_until="$$until"
+	$(MAKE) --no-print-directory evaluate
+
+import-events: venv ## past interactions from FILE (CSV or Parquet) into EVENTS_URI's store
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e import_events --env-manager local \
+	  --experiment-name movie-recommender-imports -P path="$(abspath $(FILE))" -P events=$(EVENTS_URI)
 
 bench: venv ## benchmarks against the running stack (after `make up`); figures in benchmarks/results/
 	export MLFLOW_TRACKING_URI=$(TRACKING_URI)

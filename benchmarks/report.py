@@ -79,17 +79,52 @@ def quality(results: Results) -> str:
     )
 
 
-def weights(results: Results) -> str:
-    record = results.get("quality")
+HYBRID_SCORERS = {
+    "popularity": "popularity",
+    "content": "content only",
+    "co-engagement": "co-engagement only",
+    "model": "**hybrid**",
+}
+
+
+def hybrid(results: Results) -> str:
+    """The model built from engagement (make learn-demo) three ways, beside popularity, on the test half."""
+    record = results.get("quality_hybrid")
     if record is None:
         return NOT_MEASURED
+    figures = record["figures"]
+    shown = ("p1_hr10", "p1_ndcg10", "p2_overlap10", "p3_hr10", "p3_ndcg10")
+    rows = []
+    for scorer, label in HYBRID_SCORERS.items():
+        estimates = figures["test_half"][scorer]
+        cells = [f"{estimates[m]['mean']:.3f} [{estimates[m]['low']:.3f}, {estimates[m]['high']:.3f}]" for m in shown]
+        rows.append([label, *(f"**{c}**" if scorer == "model" else c for c in cells)])
+    events = figures.get("events", {})
+    targets = figures["hybrid_targets"]
+    unmet = [name for name, met in targets.items() if not met]
+    verdict = "all met" if not unmet else f"not met: {'; '.join(unmet)}"
+    return "\n".join(
+        [
+            table(["scorer", *(METRIC_NAMES[m] for m in shown)], rows),
+            "",
+            f"Learned from {events.get('events_read', 0):,} events of {events.get('events_users', 0):,} users "
+            f"({events.get('events_from', '?')[:10]} to {events.get('events_to', '?')[:10]}), each test user's "
+            "last like left out; P2 is reported, not judged (its truth is made from the likes the hybrid learned "
+            f"from). Targets ({len(targets)}): **{verdict}**.",
+        ]
+    )
+
+
+def weights(results: Results, name: str = "quality") -> str:
+    record = results.get(name)
+    if record is None:
+        return NOT_MEASURED
+    rows = record["figures"]["validation_half_weights"]
+    swept = ["dense_weight", "prior_weight", "era_weight", "recency"]
+    swept += [w for w in ("engagement_weight", "engagement_shrink") if name != "quality" and w in rows[0]]
     shown = ("p1_hr10", "p2_overlap10", "p3_hr10")
-    rows = [
-        [r["variant"], r["dense_weight"], r["prior_weight"], r["era_weight"], r["recency"], *(r[m] for m in shown)]
-        for r in record["figures"]["validation_half_weights"]
-    ]
-    header = ["variant", "dense_weight", "prior_weight", "era_weight", "recency", *(METRIC_NAMES[m] for m in shown)]
-    return table(header, rows)
+    header = ["variant", *swept, *(METRIC_NAMES[m] for m in shown)]
+    return table(header, [[r["variant"], *(r[w] for w in swept), *(r[m] for m in shown)] for r in rows])
 
 
 def performance(results: Results) -> str:
@@ -381,9 +416,9 @@ def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def online_canary(results: Results) -> str:
+def online_canary(results: Results, name: str = "online_canary") -> str:
     """One simulated canary: the report's table per version and alias, and the online gate's answer."""
-    record = results.get("online_canary")
+    record = results.get(name)
     if record is None:
         return NOT_MEASURED
     figures = record["figures"]
@@ -430,9 +465,12 @@ def _drain_rows(figures: dict[str, Any]) -> list[list[Any]]:
 
 SECTIONS: dict[str, Callable[[Results], str]] = {
     "online_canary": online_canary,
+    "online_hybrid": lambda results: online_canary(results, "online_hybrid"),
     "events": events,
     "machine": machine,
     "quality": quality,
+    "hybrid": hybrid,
+    "hybrid_weights": lambda results: weights(results, "quality_hybrid"),
     "weights": weights,
     "performance": performance,
     "ann": ann,

@@ -43,8 +43,8 @@ class Ranking:
     era_weight: float = 0.08
     recency: float = 0.7  # weight ratio between consecutive query films, the last weighing most
     pool: int = 1000  # films retrieved by FAISS before re-ranking
-    engagement_weight: float = 2.0  # of co-engagement; nothing in a model built from content only
-    engagement_shrink: float = 5.0  # people a film's co-engagement needs to count half (model/engagement.py)
+    engagement_weight: float = 4.0  # of co-engagement; nothing in a model built from content only
+    engagement_shrink: float = 10.0  # people a film's co-engagement needs to count half (model/engagement.py)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Ranking:

@@ -11,14 +11,18 @@ chosen on one half are judged on the other.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 import re
+import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from model.catalog import CatalogError, load_catalog
 from model.resolve import normalize_title
 
 logger = logging.getLogger(__name__)
@@ -139,3 +143,74 @@ def load_behaviour(movies: pd.DataFrame, folder: Path | None = None) -> Behaviou
     }
     logger.info("MovieLens join: %s", {k: round(v, 3) for k, v in stats.items()})
     return Behaviour(likes, sorted(set(matched.values())), stats)
+
+
+# --- an export of the likes, in the shape `import_events` reads ------------------------------------------------
+
+USER_KEY = "ml-{user}"  # a MovieLens user's id in the event store: in an export, and the simulator's sessions
+REPOSITORY = Path(__file__).resolve().parents[1]
+INSIDE_REPOSITORY = "{path} is inside the repository: MovieLens data is never written there (GroupLens terms)"
+
+
+def export_likes(path: Path, movies: pd.DataFrame, hold_out_last: bool = True, *, until: float | None = None) -> int:
+    """Write the likes of `load_behaviour(movies)` to the Parquet file `path` (columns user as `USER_KEY`, film_id,
+    event `like`, timestamp in Unix seconds), without each user's last like (by time, then film id, as
+    pipelines/quality.py orders them) when `hold_out_last`, and of the rest only those before `until` (Unix seconds)
+    when given; returns the rows written. A `path` inside the repository is refused (MovieLensError): the data may
+    not be redistributed."""
+    path = Path(path).resolve()
+    if path.is_relative_to(REPOSITORY):
+        raise MovieLensError(INSIDE_REPOSITORY.format(path=path))
+    likes = load_behaviour(movies).likes.sort_values(["user", "timestamp", "film"], kind="stable")
+    if hold_out_last:
+        likes = likes[likes["user"].duplicated(keep="last")]
+    if until is not None:
+        likes = likes[likes["timestamp"] < until]
+    export = pd.DataFrame(
+        {
+            "user": [USER_KEY.format(user=user) for user in likes["user"]],
+            "film_id": likes["film"].astype("int64").to_numpy(),
+            "event": "like",
+            "timestamp": likes["timestamp"].astype("int64").to_numpy(),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export.to_parquet(path, index=False)
+    return len(export)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m pipelines.movielens", description="MovieLens-100k likes")
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="the likes as a Parquet file `import_events` reads")
+    export.add_argument("path", type=Path, help="the Parquet file to write, outside the repository")
+    export.add_argument("--keep-last", action="store_true", help="keep each user's last like (held out by default)")
+    export.add_argument("--catalog", default="default", help="'default' or a catalog file to match MovieLens to")
+    export.add_argument(
+        "--until", type=float, default=0.0, help="only likes before the simulator's cutoff (quantile or Unix time)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        movies = load_catalog(None if args.catalog == "default" else args.catalog).movies
+        until = _cutoff(args.until, movies) if args.until else None
+        rows = export_likes(args.path, movies, hold_out_last=not args.keep_last, until=until)
+    except (CatalogError, MovieLensError, ValueError) as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 2
+    held = "" if args.keep_last else " (each user's last like held out)"
+    print(f"{rows} likes written to {args.path}{held}", file=sys.stderr)
+    if until is not None:  # for `mlflow run . -e build -P events_until=...` (make learn-online)
+        print(datetime.fromtimestamp(until, UTC).isoformat())
+    return 0
+
+
+def _cutoff(cutoff: float, movies: pd.DataFrame) -> int:
+    """The simulator's cutoff as a Unix time (pipelines/sessions.py `cutoff_time`: a quantile of the like times)."""
+    from pipelines.sessions import cutoff_time, read_replay  # the simulator's module imports this one
+
+    return cutoff_time(cutoff, read_replay(movies).like_times)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

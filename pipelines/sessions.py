@@ -21,12 +21,19 @@ import numpy as np
 import pandas as pd
 
 from model.contract import MAX_FEEDBACK, MAX_FILMS
-from pipelines.movielens import LIKED_RATING, VALIDATION, Behaviour, load_behaviour, match_items, read_movielens
+from pipelines.movielens import (
+    LIKED_RATING,
+    USER_KEY,
+    VALIDATION,
+    Behaviour,
+    load_behaviour,
+    match_items,
+    read_movielens,
+)
 
 logger = logging.getLogger(__name__)
 
 LOVED_RATING = 5  # a future film rated this earns a `like` beside its `click`
-USER_PREFIX = "ml-"  # gateway user ids: `ml-{MovieLens user id}`
 SHOWN, CLICK, LIKE = "shown", "click", "like"  # the gateway's feedback events
 
 BAD_CUTOFF = "cutoff is a quantile of the like times (strictly between 0 and 1) or a Unix time in seconds, not {value}"
@@ -148,7 +155,7 @@ def user_sessions(
         future = tuple(films[before:].tolist())
         sessions.append(
             Session(
-                user=f"{USER_PREFIX}{user}",
+                user=USER_KEY.format(user=user),
                 at=start,
                 liked=tuple(films[max(0, before - MAX_FILMS) : before].tolist()),
                 future=future,
