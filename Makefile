@@ -146,9 +146,10 @@ report: venv ## online metrics per model version from the event store (SINCE=24h
 	  --experiment-name movie-recommender-online -P events_uri=$(EVENTS_URI) -P since=$(SINCE) -P until=$(UNTIL) \
 	  -P model_name=$(MODEL_NAME)
 
-simulate: venv ## MovieLens users of the validation half through the running gateway (SESSIONS=N: at most N)
+simulate: venv ## MovieLens users of the validation half through the running gateway (SESSIONS=N: at most N; ASSIGN=request)
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . -e simulate --env-manager local \
-	  --experiment-name movie-recommender-online -P gateway_url=$(GATEWAY_URL) -P max_sessions=$(or $(SESSIONS),0)
+	  --experiment-name movie-recommender-online -P gateway_url=$(GATEWAY_URL) -P max_sessions=$(or $(SESSIONS),0) \
+	  -P assign=$(or $(ASSIGN),user)
 
 learn-demo: venv ## MovieLens-100k likes, each user's last held out, imported; the hybrid built from them, evaluated, promoted
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT

@@ -437,6 +437,23 @@ def online_canary(results: Results, name: str = "online_canary") -> str:
     )  # fmt: skip
 
 
+def online_hybrid(results: Results) -> str:
+    """The loop closed: a hybrid challenger against the content champion per request, then split by user."""
+    shown = online_canary(results, "online_hybrid")
+    record = results.get("online_hybrid")
+    if record is None or "by_user" not in record["figures"]:
+        return shown
+    by_user = record["figures"]["by_user"]
+    rows = [
+        [f"{r['model_version']} ({r['alias']})", r["requests"], r["users"], _estimate(r, "ctr"), _estimate(r, "mrr")]
+        for r in by_user["rows"]
+    ]
+    return "\n".join(
+        [shown, "", f"Split by user instead ({by_user['setup']}):", "",
+         table(["version (alias)", "requests", "users", "CTR", "MRR"], rows)]
+    )  # fmt: skip
+
+
 def _estimate(row: dict[str, Any], name: str) -> str:
     return f"{row[name]:.4f} [{row[f'{name}_low']:.4f}, {row[f'{name}_high']:.4f}]"
 
@@ -465,7 +482,7 @@ def _drain_rows(figures: dict[str, Any]) -> list[list[Any]]:
 
 SECTIONS: dict[str, Callable[[Results], str]] = {
     "online_canary": online_canary,
-    "online_hybrid": lambda results: online_canary(results, "online_hybrid"),
+    "online_hybrid": online_hybrid,
     "events": events,
     "machine": machine,
     "quality": quality,

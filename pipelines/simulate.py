@@ -8,6 +8,11 @@ one `POST /movies/feedback` batch: `shown` for every film returned, `click` (and
 to like. Only `gateway_url` is contacted (proxy variables are ignored); `GATEWAY_API_KEY` (or `--api-key`) goes in
 `X-API-Key`. The MovieLens films are matched to the catalog of `model_uri`, read from the model's `movies.parquet`
 alone, or to `--catalog` when given. Under `mlflow run` the run gets the plan as params and the counts as metrics.
+
+`--assign user` (the default) sends each session as its user (`ml-ID`): a canary splits the users, sticky. With
+`--assign request` the sessions carry no user, so the gateway assigns every request on its own and each is its own
+unit in the report: both versions then answer the same users, which a population of a few dozen users needs before
+a difference between versions can show through the difference between users.
 """
 
 from __future__ import annotations
@@ -110,10 +115,16 @@ def gateway_client(gateway_url: str, api_key: str | None, timeout_s: float, conc
     return httpx.Client(base_url=gateway_url, headers=headers, timeout=timeout_s, limits=limits, trust_env=False)
 
 
-def drive_session(client: httpx.Client, session: Session, top_n: int) -> Outcome:
-    """Ask for recommendations as the session's user, then send the reward rule's feedback on the answer."""
+ASSIGNMENTS = ("user", "request")  # what a canary splits: the users (sticky), or every request on its own
+
+
+def drive_session(client: httpx.Client, session: Session, top_n: int, assign: str = "user") -> Outcome:
+    """Ask for recommendations as the session's user (or as nobody: `assign` request), then send the reward rule's
+    feedback on the answer."""
     outcome = Outcome()
-    body = {"user": session.user, "liked": list(session.liked), "top_n": top_n}
+    body: dict[str, Any] = {"liked": list(session.liked), "top_n": top_n}
+    if assign == "user":
+        body["user"] = session.user
     answer = _post(client, RECOMMEND_PATH, body, "recommend", outcome)
     if answer is None:
         return outcome
@@ -158,11 +169,11 @@ def _post(client: httpx.Client, path: str, body: dict[str, Any], what: str, outc
     return answer
 
 
-def drive(client: httpx.Client, plan: Plan, top_n: int = 10, concurrency: int = 4) -> Tally:
+def drive(client: httpx.Client, plan: Plan, top_n: int = 10, concurrency: int = 4, assign: str = "user") -> Tally:
     """Every session of the plan, `concurrency` at a time; each session's request and feedback run in order."""
     tally = Tally()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="simulate") as pool:
-        for outcome in pool.map(lambda session: drive_session(client, session, top_n), plan.sessions):
+        for outcome in pool.map(lambda session: drive_session(client, session, top_n, assign), plan.sessions):
             tally.add(outcome)
     return tally
 
@@ -202,6 +213,7 @@ def simulate(
     api_key: str | None = None,
     timeout_s: float = 10.0,
     source: str = "",
+    assign: str = "user",
 ) -> Tally:
     """Drive the plan's sessions through the gateway; under `mlflow run` (MLFLOW_RUN_ID) log the plan as params
     (`source`: where the catalog came from) and the counts as metrics of its run."""
@@ -212,8 +224,9 @@ def simulate(
             cutoff_at = datetime.fromtimestamp(plan.cutoff, UTC).isoformat(timespec="seconds")
             params = {"gateway_url": gateway_url, "catalog_source": source, "cutoff_time": plan.cutoff}
             params |= {"cutoff_at": cutoff_at, "users": plan.users, "planned_sessions": len(plan.sessions)}
+            params["assign"] = assign
             mlflow.log_params({key: value for key, value in params.items() if key not in run.data.params})
-        tally = drive(client, plan, top_n, concurrency)
+        tally = drive(client, plan, top_n, concurrency, assign)
         if run is not None:
             mlflow.log_metrics(tally.metrics())
     return tally
@@ -242,6 +255,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-users", type=float, default=0, help="0: all")
     parser.add_argument("--max-sessions", type=float, default=0, help="0: all")
     parser.add_argument("--top-n", type=float, default=10)
+    parser.add_argument("--assign", choices=ASSIGNMENTS, default="user", help="what a canary splits (see above)")
     parser.add_argument("--concurrency", type=float, default=4)
     parser.add_argument("--seed", type=float, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
@@ -272,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         timeout_s=args.timeout,
         source=args.catalog or args.model_uri,
+        assign=args.assign,
     )
     cutoff_at = datetime.fromtimestamp(plan.cutoff, UTC).isoformat(timespec="seconds")
     print(f"cutoff {plan.cutoff} ({cutoff_at}); {plan.users} users, {len(plan.sessions)} sessions planned")
