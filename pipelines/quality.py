@@ -169,10 +169,6 @@ def evaluate_ranker(tasks: Sequence[Task], ranker: Ranker) -> dict[str, Estimate
     return {f"{task.name}_{metric}": value for task in tasks for metric, value in evaluate_task(task, ranker).items()}
 
 
-def evaluate_scorer(tasks: Sequence[Task], scorer: Scorer) -> dict[str, Estimate]:
-    return evaluate_ranker(tasks, ranker_of(scorer))
-
-
 # --- baselines ---------------------------------------------------------------------------------------------------
 
 

@@ -24,11 +24,11 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "movie-recommender"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-BUILD_EXPERIMENT = "movie-recommender-builds"
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 MODEL_DESCRIPTION = """Films similar to the ones you like: each film's metadata embedded by a SentenceTransformer
-(all-MiniLM-L6-v2) and searched in a FAISS index, with the catalog, shared people and precomputed neighbour lists,
-as one pyfunc model. The gateway serves `champion`; `challenger` is the newest build, kept warm beside it.
+(all-MiniLM-L6-v2) and searched in a FAISS index, with the catalog, shared people, precomputed neighbour lists and,
+once there are events, which films the same people engage with, as one pyfunc model. The gateway serves `champion`;
+`challenger` is the newest build, kept warm beside it.
 
 Through the gateway:
 
@@ -137,7 +137,13 @@ def _build_part(client: MlflowClient, version: ModelVersion) -> str:
     index = params.get("index_type") or params.get("index", "unknown")
     source_text = f" ({source})" if source and source != catalog else ""
     run_text = f"build run `{run_id}`" if run_id else "no build run recorded"
-    return f"**Built from** catalog `{catalog}`{source_text}: {films_text}, index `{index}` ({run_text})."
+    events = params.get("events_source")
+    if events and "events_read" in metrics:
+        period = f", {params.get('events_from', '?')[:10]} to {params.get('events_to', '?')[:10]}"
+        events_text = f"; co-engagement from {int(metrics['events_read']):,} events of `{events}`{period}"
+    else:
+        events_text = "; content only (no events)"
+    return f"**Built from** catalog `{catalog}`{source_text}: {films_text}, index `{index}`{events_text} ({run_text})."
 
 
 def _quality_part(tags: Mapping[str, str]) -> str:
