@@ -64,10 +64,11 @@ feedback = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("key", String(300), nullable=False, unique=True),
     Column("request_id", String(REQUEST_ID), nullable=True, index=True),
-    Column("user", String(USER), nullable=True, index=True),
+    Column("user", String(USER), nullable=True),
     Column("film_id", BigInteger, nullable=False),
     Column("event", String(EVENT), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Index("ix_feedback_user_at", "user", "at"),  # a user's events newest first (history; forgetting a user)
 )
 
 # The challenger's list for a request already answered by the champion: how much the two agree, how fast it was.

@@ -19,6 +19,7 @@ from gateway.deps import require_api_key
 from gateway.errors import BodyLimit, install_error_handlers
 from gateway.event_log import EventLog
 from gateway.feedback import feedback
+from gateway.history import Histories
 from gateway.request_log import RequestLogger
 from gateway.routes import STATIC, movies, router
 from gateway.scoring import ScoringClient
@@ -47,6 +48,9 @@ def create_app(settings: Settings | None = None, supervisor_settings: Supervisor
         app.state.events = EventLog(settings.events_uri, queue_size=settings.events_queue_size, enabled=settings.events)
         app.state.events.start()
         app.state.answers = RecentAnswers(settings.feedback_window)
+        app.state.histories = Histories(
+            app.state.events, settings.history, settings.history_events, settings.history_timeout_s
+        )
         app.state.traffic = Traffic(settings.canary_percent, Shadow(settings.shadow_percent, app.state.events.submit))
         try:
             if app.state.supervisor is not None:

@@ -11,6 +11,7 @@ from gateway.answers import RecentAnswers
 from gateway.covers import Covers
 from gateway.errors import Unauthorized
 from gateway.event_log import EventLog
+from gateway.history import Histories
 from gateway.request_log import RequestLogger
 from gateway.scoring import ScoringClient
 from gateway.traffic import Traffic
@@ -36,6 +37,10 @@ async def get_event_log(request: Request) -> EventLog:
 
 async def get_answers(request: Request) -> RecentAnswers:
     return request.app.state.answers
+
+
+async def get_histories(request: Request) -> Histories:
+    return request.app.state.histories
 
 
 async def get_traffic(request: Request) -> Traffic:
@@ -64,5 +69,6 @@ CoversDep = Annotated[Covers, Depends(get_covers)]
 RequestLogDep = Annotated[RequestLogger, Depends(get_request_log)]
 EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 AnswersDep = Annotated[RecentAnswers, Depends(get_answers)]
+HistoriesDep = Annotated[Histories, Depends(get_histories)]
 TrafficDep = Annotated[Traffic, Depends(get_traffic)]
 SupervisorDep = Annotated[Supervisor | None, Depends(get_supervisor)]

@@ -35,6 +35,11 @@ BODY_UNREADABLE = "The body could not be read as JSON."
 UNKNOWN_REQUEST = "No answer of this gateway has this request_id."
 NOT_IN_ANSWER = "This film was not in the answer with this request_id."
 EVENTS_UNAVAILABLE = "The event store cannot be reached to check this event; send it again shortly."
+UNKNOWN_USER = "No history for this user yet: like or click a film first, or send a title, liked films or a query."
+HISTORY_UNAVAILABLE = (
+    "The event store cannot be reached to read this user's history; send a title, liked films or a query, or try "
+    "again shortly."
+)
 EVENTS_OFF = "The event store is off (GATEWAY_EVENTS=false): no feedback is recorded."
 
 
@@ -72,6 +77,10 @@ class InvalidQuery(GatewayError):
 
 class UnknownRequest(GatewayError):
     status_code, code, detail = 404, "unknown_request", UNKNOWN_REQUEST
+
+
+class UnknownUser(GatewayError):
+    status_code, code, detail = 404, "unknown_user", UNKNOWN_USER
 
 
 class NotInAnswer(GatewayError):

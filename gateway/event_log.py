@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
+from events.history import UserEvent, recent_events
 from events.records import Forget, Record
 from events.store import EventStore, StoredAnswer, WriteResult, display_url, is_transient
 
@@ -119,6 +120,13 @@ class EventLog:
         if self._store is None:
             raise EventLogUnavailable("the event log is disabled" if not self.enabled else "the event log is stopped")
         return self._store.answer(request_id)
+
+    def history(self, user: str, limit: int) -> list[UserEvent]:
+        """The `limit` most recent stored feedback events of `user`, newest first (blocking: call it from a worker
+        thread); the store's errors raise."""
+        if self._store is None:
+            raise EventLogUnavailable("the event log is disabled" if not self.enabled else "the event log is stopped")
+        return recent_events(self._store.engine, user, limit)
 
     def health(self) -> dict[str, Any]:
         with self._ready:

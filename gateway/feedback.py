@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from events.records import Feedback
 from gateway.answers import Answer, RecentAnswers
-from gateway.deps import AnswersDep, EventLogDep
+from gateway.deps import AnswersDep, EventLogDep, HistoriesDep
 from gateway.errors import (
     EVENTS_OFF,
     EventsUnavailable,
@@ -69,6 +69,7 @@ async def send_feedback(
     body: Annotated[FeedbackEvent | FeedbackBatch, Body(description='one event, or `{"events": [...]}`')],
     events: EventLogDep,
     answers: AnswersDep,
+    histories: HistoriesDep,
 ) -> JSONResponse:
     """Record what users did with the films of an answer: `shown`, `click`, `like`, `dismiss` (one event, or up to
     100); each counts once per request, film and event."""
@@ -80,6 +81,7 @@ async def send_feedback(
         raise judged.errors[0][1]
     for event in judged.accepted:
         events.submit(event)
+        histories.recent.add(event)  # counts in the user's history at once, before the writer stores it
     errors = [EventError(index=i, code=e.code, detail=e.detail) for i, e in judged.errors]
     answer = FeedbackResponse(accepted=len(judged.accepted), duplicates=judged.duplicates, errors=errors)
     return JSONResponse(answer.model_dump(), status_code=202)
@@ -94,6 +96,7 @@ async def forget_user(
     user: UserId,
     events: EventLogDep,
     answers: AnswersDep,
+    histories: HistoriesDep,
 ) -> JSONResponse:
     """Forget a user: their feedback events are deleted, and their impressions keep no link to them."""
     reason = user_reason(user)
@@ -102,6 +105,7 @@ async def forget_user(
     if not events.enabled:
         raise EventsUnavailable(EVENTS_OFF)
     answers.forget(user)
+    histories.recent.forget(user)
     done = events.forget(user)
     try:
         deleted = await asyncio.wait_for(asyncio.wrap_future(done), FORGET_WAIT_S)

@@ -19,7 +19,16 @@ from starlette.background import BackgroundTask
 from events.records import Impression
 from gateway.answers import Answer
 from gateway.covers import COVER_ROUTE, draw_cover, etag
-from gateway.deps import AnswersDep, CoversDep, EventLogDep, RequestLogDep, ScoringDep, SupervisorDep, TrafficDep
+from gateway.deps import (
+    AnswersDep,
+    CoversDep,
+    EventLogDep,
+    HistoriesDep,
+    RequestLogDep,
+    ScoringDep,
+    SupervisorDep,
+    TrafficDep,
+)
 from gateway.errors import (
     FilmNotFound,
     GatewayError,
@@ -30,6 +39,7 @@ from gateway.errors import (
     model_headers,
 )
 from gateway.health_schemas import HealthResponse, ReadyResponse
+from gateway.history import Personal, personalise
 from gateway.request_log import RequestRecord
 from gateway.schemas import (
     ErrorResponse,
@@ -74,7 +84,19 @@ _UPSTREAM: dict[int | str, dict[str, Any]] = {
 @movies.post(
     "/movies/recommendations/",
     response_model=RecommendationResponse,
-    responses={404: {"model": ErrorResponse, "description": "No query film matches; see `suggestions`."}, **_UPSTREAM},
+    responses={
+        **_UPSTREAM,
+        404: {
+            "model": ErrorResponse,
+            "description": "`unknown_title`: no query film matches, see `suggestions`; `unknown_user`: a request of "
+            "a user alone, who has no history yet.",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "`scoring_unavailable`; or `events_unavailable`: a request of a user alone while the event "
+            "store is away.",
+        },
+    },
 )
 async def recommend(
     request: RecommendationRequest,
@@ -84,20 +106,24 @@ async def recommend(
     events: EventLogDep,
     answers: AnswersDep,
     traffic: TrafficDep,
+    histories: HistoriesDep,
     http: Request,
 ) -> Response:
-    """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging.
+    """Movies for a title, liked and disliked films and/or free text, with filters, diversity and paging; with
+    `user`, that user's history too ("for you": `user` alone is enough once they liked or clicked a film).
 
     `request_id` names the answer for feedback; `model` (and the `X-Model-Name`, `X-Model-Version` headers) the
-    version that answered and the alias that chose it."""
+    version that answered and the alias that chose it; `history` what of the user's history was used."""
     started, request_id = time.perf_counter(), uuid.uuid4().hex
     served, challenger = scoring.identity, scoring.challenger
     challenger_version = challenger.identity.version if challenger is not None else None
     canary = traffic.to_challenger(served.version, challenger_version, challenger is not None, request.user)
     try:
-        result, served = await _score(scoring, request, canary)
+        personal = await personalise(request, histories)
+        result, served = await _score_personal(scoring, personal, canary)
         http.state.served = served
         body = shape_response(result, served, request_id)
+        body["history"] = personal.used
         covers.fill(answered_films(body), str(http.base_url))
     except GatewayError as error:
         request_log.submit(_record(request, request_id, started, error.code, error.status_code, 0, served))
@@ -106,11 +132,11 @@ async def recommend(
     traffic.count(served.alias)
     if events.enabled:
         answers.add(request_id, Answer(tuple(film for film, _ in films), request.user))
-        events.submit(_impression(request, request_id, served, films))
+        events.submit(_impression(request, request_id, served, films, personal.kind))
     request_log.submit(_record(request, request_id, started, "ok", 200, len(films), served))
     shadow = None
     if not canary and challenger is not None and traffic.shadow.wanted():
-        score = functools.partial(_challenger_ids, scoring, request)
+        score = functools.partial(_challenger_ids, scoring, personal.request)
         shadow = BackgroundTask(traffic.shadow.start, request_id, [f for f, _ in films], request.top_n, score)
     # The model's records already follow the response schema (the integration tests check it): they are passed on
     # as they are, not rebuilt field by field.
@@ -129,6 +155,16 @@ async def _score(scoring: ScoringClient, request: RecommendationRequest, canary:
     return await scoring.recommend(request)
 
 
+async def _score_personal(scoring: ScoringClient, personal: Personal, canary: bool) -> Scored:
+    """The answer to a request completed from history, its sinking films moved last; when a history film
+    contradicts one of the request's own (liked there, dismissed here), the request's own films with the history's
+    only excluded."""
+    result, served = await _score(scoring, personal.request, canary)
+    if personal.conflicts(result) and personal.fallback is not None:
+        result, served = await _score(scoring, personal.fallback, canary)
+    return personal.shape(result), served
+
+
 async def _challenger_ids(
     scoring: ScoringClient, request: RecommendationRequest
 ) -> tuple[list[int], str | None, str | None]:
@@ -140,11 +176,16 @@ async def _challenger_ids(
 
 
 def _impression(
-    request: RecommendationRequest, request_id: str, served: ModelIdentity, films: list[tuple[int, float]]
+    request: RecommendationRequest,
+    request_id: str,
+    served: ModelIdentity,
+    films: list[tuple[int, float]],
+    kind: str | None = None,
 ) -> Impression:
-    """What the event store keeps of an answered request (the user's id, never in the MLflow request log)."""
+    """What the event store keeps of an answered request (the user's id, never in the MLflow request log); `kind`:
+    what it was asked from, when history decided it."""
     asked = [name for name in ("title", "liked", "query") if getattr(request, name)]
-    kind = asked[0] if len(asked) == 1 else "mixed"
+    kind = kind or (asked[0] if len(asked) == 1 else "mixed")
     return Impression(
         request_id, datetime.now(UTC), request.user, served.name, served.version, served.alias, kind, tuple(films)
     )

@@ -106,7 +106,8 @@ class _Request(BaseModel):
 
     @model_validator(mode="after")
     def _follows_the_contract(self) -> _Request:
-        reason = invalid_reason(self) or user_reason(getattr(self, "user", None))
+        user = getattr(self, "user", None)  # a request of a user alone is completed from their history
+        reason = invalid_reason(self, needs_films=user is None) or user_reason(user)
         if reason is not None:
             raise PydanticCustomError(INVALID_QUERY, "{reason}", {"reason": reason})
         return self
@@ -209,6 +210,15 @@ class Unresolved(BaseModel):
     suggestions: list[Suggestion]
 
 
+class HistoryUsed(BaseModel):
+    """The films of a user's history added to their request ("for you"; docs/events.md)."""
+
+    liked: int = Field(description="liked or clicked films added to `liked`, before the request's own")
+    disliked: int = Field(description="dismissed films added to `disliked`")
+    excluded: int = Field(description="films of the history beyond the limits of those lists, never recommended")
+    sinking: int = Field(description="films shown often and never taken, placed after the others")
+
+
 class RecommendationResponse(BaseModel):
     query: QueryFilm | None = Field(description="the film `title` resolved to (null without a title)")
     liked: list[QueryFilm] = []
@@ -219,6 +229,7 @@ class RecommendationResponse(BaseModel):
     top_n: int
     model: ServedModel
     request_id: str = Field(description="this answer's id (also the X-Request-Id header): give it with feedback")
+    history: HistoryUsed | None = Field(None, description="what of the user's history completed the request, if any")
 
 
 RequestId = Annotated[str, Field(min_length=1, max_length=REQUEST_ID_CHARS, pattern=r"^[0-9A-Za-z_-]+$")]

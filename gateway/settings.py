@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     feedback_window: int = Field(
         50_000, ge=1, description="answers remembered in memory to check feedback against (older ones: the store)"
     )
+    history: bool = Field(
+        True, description='complete a request that has `user` from that user\'s recent feedback ("for you")'
+    )
+    history_events: int = Field(500, ge=1, description="a user's most recent feedback events read per request")
+    history_timeout_s: float = Field(
+        0.25, gt=0, description="how long a request waits for its user's history before answering without it"
+    )
     canary_percent: float = Field(
         0, ge=0, le=100, description="share of users (sticky; without user: of requests) the challenger answers"
     )

@@ -164,12 +164,13 @@ def film_parts(film: Any) -> tuple[int | None, str | None, int | None]:
     return getattr(film, "id", None), getattr(film, "title", None), getattr(film, "year", None)
 
 
-def invalid_reason(query: Any) -> str | None:
+def invalid_reason(query: Any, needs_films: bool = True) -> str | None:
     """Why a recommendation query cannot be answered as asked, or None when it can. Checks values, not catalog
-    contents: unknown titles and genres are the model's to find. The first rule broken, in this order, is named."""
+    contents: unknown titles and genres are the model's to find. The first rule broken, in this order, is named.
+    `needs_films` False: it may name no title, liked film or text (the gateway adds a user's own from history)."""
     field = _reader(query)
     title, text = field("title"), field("query")
-    if title is None and text is None and not field("liked"):
+    if needs_films and title is None and text is None and not field("liked"):
         return NEEDS_A_QUERY
     if (title is not None and not has_text(title)) or (text is not None and not has_text(text)):
         return NO_VISIBLE_TEXT

@@ -3,6 +3,7 @@
 // and walked back and forth with the browser's history.
 // It uses the gateway's API on its own origin only: GET /movies/search (autocomplete), GET /movies/genres (the genre
 // filter), POST /movies/recommendations/ (the cards), POST /movies/feedback (what the person saw and did: feedback.js),
+// POST /movies/recommendations/ with the id alone ("For you": films from what the person liked, once they have),
 // DELETE /movies/users/{id} ("Forget me"), and /openapi.json for the API's limits (limits.js); with the X-API-Key
 // header, kept in sessionStorage, once the gateway asks for a key (401). Every string from the API reaches the page
 // through textContent or setAttribute.
@@ -10,7 +11,7 @@
 import { call, latest, saveKey } from "./api.js";
 import { card } from "./cards.js";
 import { describe, el, label } from "./dom.js";
-import { flushOnLeave, sendEvent, stopWatching, unlinkUser, watchAnswer } from "./feedback.js";
+import { flushOnLeave, sendAnswerEvent, sendEvent, stopWatching, unlinkUser, watchAnswer } from "./feedback.js";
 import { limits, loadLimits } from "./limits.js";
 import { dropUser, storedUser, userId } from "./user.js";
 
@@ -19,6 +20,7 @@ const TOP_NS = [5, 10, 20, 50]; // the choices offered, up to the API's top_n li
 const DEFAULT_N = 10;
 const SUGGESTIONS = 8; // autocomplete options, up to the API's search limit
 const DEBOUNCE_MS = 150;
+const FOR_YOU_N = 5; // films in the "For you" row
 const UNAVAILABLE = "The recommendation service is unavailable right now. Try again in a moment.";
 const FAILED = "The recommendation service failed on this request. Try again, or change the request.";
 const TIMEOUT = "The recommendation service took too long to answer. Try again in a moment.";
@@ -31,6 +33,9 @@ let state = readState(location.search);
 let loadSeq = 0; // only the latest recommendation answer is shown
 const recommendationSignal = latest(); // a newer recommendation request cancels the one in flight
 const searchSignal = latest(); // likewise for the autocomplete
+const forYouSignal = latest(); // likewise for the "For you" row
+let forYouSeq = 0;
+let lastLike = Promise.resolve(); // the latest "More like this" sent: "For you" asks once the gateway has it
 const search = { timer: 0, seq: 0, results: [], text: "", active: -1 };
 
 // ---------- state and URL
@@ -77,9 +82,10 @@ function toQuery(s) {
   return p.toString().replace(/%2C/g, ",");
 }
 
-// The request for a state, with the person's anonymous id (never in the URL: a shared link shares no id).
+// The request for a state. It carries no user id, so that the URL alone makes the list (a shared link shows what its
+// sender saw): the person's history shapes the "For you" row only, and their id goes with the feedback.
 function requestBody(s) {
-  const body = { top_n: s.n, user: userId() };
+  const body = { top_n: s.n };
   if (s.title) body.title = s.title;
   if (s.title && s.year) body.year = s.year;
   for (const key of ["liked", "disliked", "genres"]) if (s[key].length) body[key] = s[key];
@@ -205,22 +211,24 @@ function pick(film) {
 async function load() {
   syncControls();
   renderChips();
+  loadForYou();
   if (!state.title && !state.liked.length) return showIntro();
   const seq = ++loadSeq;
   $("results").setAttribute("aria-busy", "true");
   $("status").textContent = "Loading…";
   const body = requestBody(state);
+  const user = userId(); // the id the answer's feedback is sent for (made now, on the first request)
   renderUser();
   const { status, data } = await api("/movies/recommendations/", { body, signal: recommendationSignal() });
   // A newer request was made meanwhile (it cancelled this one, or this answer came first): that one is shown.
   if (seq !== loadSeq) return;
   $("results").removeAttribute("aria-busy");
   clearResults();
-  if (status === 200) showResults(data, body.user);
+  if (status === 200) showResults(data, user);
   else showError(status, data);
 }
 
-// `user`: the id the request was made for; feedback goes without it if the person was forgotten meanwhile.
+// `user`: the id the answer's feedback is for; it goes without it if the person was forgotten meanwhile.
 function showResults(data, user) {
   for (const film of [data.query, ...data.liked, ...data.disliked, ...data.recommendations]) {
     if (film) names.set(film.id, label(film));
@@ -240,8 +248,36 @@ function showResults(data, user) {
 
 // "More like this" (`key` liked) or "Not this" (disliked): the event, then the list for the new choice.
 function choose(film, key) {
-  sendEvent(film.id, key === "liked" ? "like" : "dismiss");
+  const sent = sendEvent(film.id, key === "liked" ? "like" : "dismiss");
+  if (key === "liked") lastLike = sent;
   navigate(mark(state, film.id, key), { push: true }).then(focusResults);
+}
+
+// The same from a "For you" card: the event names the "For you" answer (`requestId`), which the page does not follow.
+function chooseForYou(requestId, film, key) {
+  const sent = sendAnswerEvent(requestId, storedUser(), film.id, key === "liked" ? "like" : "dismiss");
+  if (key === "liked") lastLike = sent;
+  navigate(mark(state, film.id, key), { push: true }).then(focusResults);
+}
+
+// ---------- "For you": films from the person's own history, once the gateway has one (404 unknown_user: no row)
+
+async function loadForYou() {
+  const seq = ++forYouSeq;
+  const signal = forYouSignal();
+  await lastLike.catch(() => {});
+  const user = storedUser(); // asking makes no id: a person who never asked for films has no history
+  const answer = user && seq === forYouSeq
+    ? await api("/movies/recommendations/", { body: { user, top_n: FOR_YOU_N }, signal })
+    : { status: 404, data: {} };
+  if (seq !== forYouSeq || answer.aborted) return;
+  const films = answer.status === 200 ? answer.data.recommendations : [];
+  for (const film of films) names.set(film.id, label(film));
+  const id = answer.data.request_id;
+  const follow = (film) => sendAnswerEvent(id, user, film.id, "click");
+  const onMark = (film, key) => chooseForYou(id, film, key);
+  $("for-you-cards").replaceChildren(...films.map((film) => el("li", {}, card(film, false, onMark, follow))));
+  $("for-you").hidden = !films.length;
 }
 
 // `id` moved to the end of `key` (liked or disliked) and out of the other list.
@@ -351,6 +387,7 @@ async function forgetMe() {
   button.disabled = false;
   if (status === 200 || status === 202) dropUser();
   renderUser();
+  loadForYou();
   $("forget-status").textContent = forgetMessage(status, data);
 }
 

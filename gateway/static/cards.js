@@ -7,14 +7,15 @@ import { sendEvent } from "./feedback.js";
 // Words for a score, best first: the score is a similarity, about 0 to 1, and a close sequel scores far above a film
 // that merely shares a genre or an era.
 const MATCH_WORDS = [[0.6, "Very close match"], [0.35, "Close match"], [0.2, "Related"], [-Infinity, "Loosely related"]];
-const FIELD_WORDS = { title: "title", plot: "plot", genres: "genre", directors: "director", cast: "cast", writers: "writer" };
+const FIELD_WORDS = { title: "title", genres: "genre", directors: "director", cast: "cast", writers: "writer" };
 
 // A film's card: the query film's ("Your pick"), or a recommendation's, with why, its score and its two buttons;
-// `onMark(film, "liked" | "disliked")` is called by "More like this" / "Not this".
-export function card(film, isQuery, onMark) {
+// `onMark(film, "liked" | "disliked")` is called by "More like this" / "Not this", `onFollow(film)` when its IMDb
+// link is followed (by default a `click` on the answer on screen).
+export function card(film, isQuery, onMark, onFollow = (followed) => sendEvent(followed.id, "click", true)) {
   const body = el("div", { class: "card-body" },
     isQuery ? el("p", { class: "badge" }, "Your pick") : null,
-    el("h3", {}, titleLink(film, isQuery), " ", el("span", { class: "year" }, film.year ? `(${film.year})` : "")),
+    el("h3", {}, titleLink(film, isQuery, onFollow), " ", el("span", { class: "year" }, film.year ? `(${film.year})` : "")),
     el("p", { class: "genres" }, film.genres.join(", ")),
     film.directors.length ? el("p", {}, `Directed by ${film.directors.join(", ")}`) : null,
     film.cast.length ? el("p", {}, `With ${film.cast.slice(0, 3).join(", ")}`) : null);
@@ -27,12 +28,12 @@ export function card(film, isQuery, onMark) {
 }
 
 // The film's IMDb page, in a new tab; following it from a recommendation is a `click`.
-function titleLink(film, isQuery) {
+function titleLink(film, isQuery, onFollow) {
   const href = safeUrl(film.imdb_url);
   if (!href) return el("span", { class: "title" }, film.title);
   const link = el("a", { class: "title", href, target: "_blank", rel: "noopener" }, film.title);
   if (isQuery) return link;
-  const followed = () => sendEvent(film.id, "click", true);
+  const followed = () => onFollow(film);
   link.addEventListener("click", followed); // also Enter on the link
   link.addEventListener("auxclick", (event) => event.button === 1 && followed()); // the middle button: a new tab
   return link;
@@ -68,7 +69,12 @@ function explain(because) {
     because.writers?.length && `Same writer${plural(because.writers)}: ${because.writers.join(", ")}`,
     because.genres?.length && `Also ${because.genres.join(", ")}`,
     match && `Its ${FIELD_WORDS[match.field] ?? match.field} matches: “${match.text}”`,
+    because.also_liked && `${people(because.also_liked.people)} who liked ${because.also_liked.film} liked it too`,
   ].filter(Boolean).join(" · ");
+}
+
+function people(count) {
+  return count === 1 ? "1 person" : `${count.toLocaleString("en")} people`;
 }
 
 function someNames(list, most) {

@@ -37,12 +37,20 @@ export function stopWatching() {
 }
 
 // One event on a film of the current answer. `leaving`: the page may be left now (a link followed), so the request
-// must outlive it.
+// must outlive it. Resolves once the gateway has answered it.
 export function sendEvent(filmId, event, leaving = false) {
-  if (!watching) return;
+  if (!watching) return Promise.resolve();
   queueShown(watching, filmId); // acted on, so it was seen, even if never half in view
   flushShown(watching, leaving);
-  post([eventOf(watching, filmId, event)], leaving);
+  return post([eventOf(watching, filmId, event)], leaving);
+}
+
+// One event on a film of an answer the page does not follow (the "For you" row): named by that answer's request_id,
+// so it counts for the version that answered it.
+export function sendAnswerEvent(requestId, user, filmId, event) {
+  const item = { request_id: requestId, film_id: filmId, event };
+  if (user) item.user = user;
+  return post([item], false);
 }
 
 // The person was forgotten: nothing queued in their name is sent, and later events of the answer on screen go
@@ -90,13 +98,15 @@ function eventOf(watched, filmId, event) {
 // Sends events in batches the gateway takes. A beacon is what browsers keep sending after the page is gone, but it
 // cannot carry the X-API-Key header: with a key, fetch with `keepalive` does the same and can.
 function post(events, leaving) {
+  const sent = [];
   for (let start = 0; start < events.length; start += limits.feedback) {
     const body = JSON.stringify({ events: events.slice(start, start + limits.feedback) });
     if (leaving && !apiKey() && beacon(body)) continue;
-    fetch(FEEDBACK, { method: "POST", headers: jsonHeaders(true), body, keepalive: leaving })
+    sent.push(fetch(FEEDBACK, { method: "POST", headers: jsonHeaders(true), body, keepalive: leaving })
       .then(report)
-      .catch((error) => console.warn("Feedback was not sent.", error));
+      .catch((error) => console.warn("Feedback was not sent.", error)));
   }
+  return Promise.all(sent);
 }
 
 function beacon(body) {

@@ -16,6 +16,9 @@ from events.records import Feedback
 from events.store import EventStore, WriteResult
 from events.tables import feedback
 from tests import postgres
+from tests.events.test_history import (  # noqa: F401 - collected here again, on PostgreSQL
+    test_the_most_recent_events_of_the_user_come_newest_first,
+)
 from tests.events.test_store import (  # noqa: F401 - collected here again, on PostgreSQL
     AT,
     open_store,

@@ -127,7 +127,7 @@ def test_the_migrated_schema_is_the_tables_own(store: EventStore) -> None:
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE, "compare_type": True})
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
 
 
 def test_migrating_again_changes_nothing(store: EventStore, uri: str) -> None:
