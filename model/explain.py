@@ -41,16 +41,14 @@ def because(
     EXPLAINED_FIELDS, in the film's own order. `shared`: the films' `shared_fields` masks, when already known."""
     if shared is None:
         shared = shared_fields(films, query_rows, rows)
-    genres, directors, cast, writers = (films.lists[name] for name in EXPLAINED_FIELDS)
-    g, d, c, w = (_union(films.sets[name], query_rows) for name in EXPLAINED_FIELDS)
-    # Spelled out per field, and only the fields a film shares are walked: this runs for every film of every answer.
+    # Bit i of a mask stands for EXPLAINED_FIELDS[i], as `shared_fields` made it; only the fields a film shares are
+    # walked, this running for every film of every answer.
+    fields = [
+        (1 << bit, name, films.lists[name], _union(films.sets[name], query_rows))
+        for bit, name in enumerate(EXPLAINED_FIELDS)
+    ]
     return [
-        {
-            "genres": [v for v in genres[row] if v in g] if bits & 1 else [],
-            "directors": [v for v in directors[row] if v in d] if bits & 2 else [],
-            "cast": [v for v in cast[row] if v in c] if bits & 4 else [],
-            "writers": [v for v in writers[row] if v in w] if bits & 8 else [],
-        }
+        {name: [v for v in lists[row] if v in wanted] if bits & flag else [] for flag, name, lists, wanted in fields}
         for row, bits in zip(rows, shared, strict=True)
     ]
 
