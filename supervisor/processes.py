@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 TETHER = Path(__file__).with_name("tether.py")
 
 
@@ -200,11 +202,12 @@ def group_alive(pgid: int) -> bool:
 def group_runs(pgid: int, word: bytes) -> bool:
     """Whether a process of group `pgid` has `word` in its command line: a PID read from a file may have been reused
     by an unrelated process since, which must not be signalled."""
+    text = word.decode()
     for pid in _pids():
         if _pgid(pid) != pgid:
             continue
-        with contextlib.suppress(OSError):
-            if word in Path(f"/proc/{pid}/cmdline").read_bytes():
+        with contextlib.suppress(psutil.Error):
+            if text in "\0".join(psutil.Process(pid).cmdline()):
                 return True
     return False
 
@@ -255,38 +258,20 @@ def pick_port(host: str = "127.0.0.1", preferred: int = 0) -> int:
 
 
 def listened_elsewhere(pgid: int, port: int) -> bool:
-    """Whether a process outside group `pgid` listens on TCP `port` while none of the group does (False when /proc
-    cannot tell): a server that answers there is not the group's."""
-    inodes = _listening_sockets(port)
-    if not inodes:
+    """Whether a process outside group `pgid` listens on TCP `port` while none of the group does (False when the
+    listener's process cannot be known): a server that answers there is not the group's."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
         return False
-    read_any = False
-    for pid in _pids():
-        if _pgid(pid) != pgid:
-            continue
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                read_any = True
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd) in inodes:
-                        return False
-    return read_any
-
-
-def _listening_sockets(port: int) -> set[str]:
-    """The sockets listening on TCP `port`, as /proc/PID/fd links name them (`socket:[INODE]`)."""
-    sockets = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for row in Path(table).read_text().splitlines()[1:]:
-                fields = row.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                    sockets.add(f"socket:[{fields[9]}]")
-    return sockets
+    listeners = {c.pid for c in connections if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+    if not listeners or None in listeners:
+        return False
+    return all(_pgid(pid) != pgid for pid in listeners if pid is not None)
 
 
 def _pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    return psutil.pids()
 
 
 def _pgid(pid: int) -> int | None:
@@ -298,8 +283,8 @@ def _pgid(pid: int) -> int | None:
 
 def _zombie(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return True
 
 
