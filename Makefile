@@ -180,10 +180,12 @@ bench: venv ## benchmarks against the running stack (after `make up`); figures i
 	$(BIN)/python -m benchmarks.upstream_clients --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.request_log --tracking-uri $(TRACKING_URI)
 	$(BIN)/python -m benchmarks.events
+	$(BIN)/python -m benchmarks.history
 	$(BIN)/python -m benchmarks.events_serving --gateway-port $(GATEWAY_PORT)
 	$(BIN)/python -m benchmarks.build
 	$(BIN)/python -m benchmarks.ann
 	$(BIN)/python -m benchmarks.scale
+	$(BIN)/python -m benchmarks.engagement
 	$(BIN)/python -m benchmarks.quality
 
 docs: venv ## regenerate the figures in docs/ from benchmarks/results/reference/

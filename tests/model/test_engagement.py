@@ -129,3 +129,14 @@ def test_no_events_learn_nothing(setting: tuple) -> None:
     films, _ = setting
     empty = learn(events([]), films.ids)
     assert isinstance(empty, Engagement) and empty.films_engaged == 0 and empty.support.sum() == 0
+
+
+def test_together_counts_the_people_positive_on_both_films_of_each_pair(setting: tuple) -> None:
+    films, engagement = setting
+    values, _ = user_film_values(crowd(films.ids), films.ids)
+    positive = (values > 0).toarray()
+    similarity = engagement.similarity
+    rows = np.repeat(np.arange(len(films)), np.diff(similarity.indptr))
+    brute = (positive[:, rows] & positive[:, similarity.indices]).sum(axis=0)
+    np.testing.assert_array_equal(np.asarray(engagement.together[rows, similarity.indices]).ravel(), brute)
+    np.testing.assert_array_equal(engagement.support, positive.sum(axis=0))
