@@ -185,8 +185,7 @@ def cosine_neighbours(values: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
     similarity = sparse.csr_matrix(model.similarity, dtype=np.float32)
     similarity.setdiag(0)
     similarity.eliminate_zeros()
-    similarity = _top_k_per_row(similarity, k)
-    similarity.sort_indices()
+    similarity = top_k_rows(similarity, k)
     return similarity
 
 
@@ -198,29 +197,41 @@ def co_counts(positive: sparse.csc_matrix, pattern: sparse.csr_matrix, chunk: in
     by_film = positive.T.tocsr()  # (films, users)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        block = (by_film[start:stop] @ positive).tocsr()  # (chunk, films) co-like counts
-        mask = pattern[start:stop].astype(np.int32)
-        mask.data[:] = 1
-        # mask + counts on the mask: exactly the pattern's entries, in its order, each one more than its count (an
-        # element-wise product and a sum, where looking each pair up in `block` took five times as long).
-        aligned = (mask + block.multiply(mask)).tocsr()
-        aligned.sort_indices()
-        data[pattern.indptr[start] : pattern.indptr[stop]] = aligned.data - 1
+        data[pattern.indptr[start] : pattern.indptr[stop]] = block_co_counts(
+            by_film[start:stop], positive, pattern[start:stop]
+        )
     return sparse.csr_matrix((data, pattern.indices.copy(), pattern.indptr.copy()), shape=pattern.shape)
 
 
-def _top_k_per_row(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
-    """Each row's `k` largest entries (ties to the lower column), the rest dropped."""
+def block_co_counts(by_film: sparse.csr_matrix, positive: sparse.spmatrix, pattern: sparse.csr_matrix) -> np.ndarray:
+    """For a block of films (`by_film`: their rows of the positive (films x users) matrix), the people positive
+    about both films of each entry of `pattern` (the block's rows, sorted indices), in the pattern's order."""
+    block = (by_film @ positive).tocsr()  # (block, films) co-like counts
+    mask = pattern.astype(np.int32)
+    mask.data[:] = 1
+    # mask + counts on the mask: exactly the pattern's entries, in its order, each one more than its count (an
+    # element-wise product and a sum, where looking each pair up in `block` took five times as long).
+    aligned = (mask + block.multiply(mask)).tocsr()
+    aligned.sort_indices()
+    return aligned.data - 1
+
+
+def top_k_rows(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """Each row's `k` largest entries, ties at the cut to the lower column, the rest dropped; indices sorted. A
+    partition per row: a full sort of every row's candidates cost more than the products that made them."""
     lengths = np.diff(matrix.indptr)
-    if lengths.max(initial=0) <= k:
-        return matrix
-    rows, cols, vals = [], [], []
-    for row in np.flatnonzero(lengths):
+    keep = np.ones(matrix.nnz, dtype=bool)
+    for row in np.flatnonzero(lengths > k):
         lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
-        order = np.lexsort((matrix.indices[lo:hi], -matrix.data[lo:hi]))[:k]
-        rows.append(np.full(len(order), row))
-        cols.append(matrix.indices[lo:hi][order])
-        vals.append(matrix.data[lo:hi][order])
-    return sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape, dtype=np.float32
-    )
+        values, columns = matrix.data[lo:hi], matrix.indices[lo:hi]
+        kth = np.partition(values, hi - lo - k)[hi - lo - k]  # the k-th largest
+        ties = np.flatnonzero(values == kth)
+        ties = ties[np.argsort(columns[ties], kind="stable")[: k - int((values > kth).sum())]]
+        kept = values > kth
+        kept[ties] = True
+        keep[lo:hi] = kept
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.minimum(lengths, k), out=indptr[1:])  # a cut row keeps exactly k
+    kept = sparse.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    kept.sort_indices()
+    return kept
