@@ -11,7 +11,7 @@
 import { call, latest, saveKey } from "./api.js";
 import { card } from "./cards.js";
 import { describe, el, label } from "./dom.js";
-import { flushOnLeave, sendAnswerEvent, sendEvent, stopWatching, unlinkUser, watchAnswer } from "./feedback.js";
+import { FOR_YOU, MAIN, flushOnLeave, sendEvent, stopWatching, unlinkUser, watchAnswer } from "./feedback.js";
 import { limits, loadLimits } from "./limits.js";
 import { dropUser, storedUser, userId } from "./user.js";
 
@@ -246,16 +246,10 @@ function showResults(data, user) {
   renderChips();
 }
 
-// "More like this" (`key` liked) or "Not this" (disliked): the event, then the list for the new choice.
-function choose(film, key) {
-  const sent = sendEvent(film.id, key === "liked" ? "like" : "dismiss");
-  if (key === "liked") lastLike = sent;
-  navigate(mark(state, film.id, key), { push: true }).then(focusResults);
-}
-
-// The same from a "For you" card: the event names the "For you" answer (`requestId`), which the page does not follow.
-function chooseForYou(requestId, film, key) {
-  const sent = sendAnswerEvent(requestId, storedUser(), film.id, key === "liked" ? "like" : "dismiss");
+// "More like this" (`key` liked) or "Not this" (disliked) on a card of `row`: the event, which names that row's
+// answer, then the list for the new choice.
+function choose(film, key, row = MAIN) {
+  const sent = sendEvent(film.id, key === "liked" ? "like" : "dismiss", false, row);
   if (key === "liked") lastLike = sent;
   navigate(mark(state, film.id, key), { push: true }).then(focusResults);
 }
@@ -273,11 +267,11 @@ async function loadForYou() {
   if (seq !== forYouSeq || answer.aborted) return;
   const films = answer.status === 200 ? answer.data.recommendations : [];
   for (const film of films) names.set(film.id, label(film));
-  const id = answer.data.request_id;
-  const follow = (film) => sendAnswerEvent(id, user, film.id, "click");
-  const onMark = (film, key) => chooseForYou(id, film, key);
-  $("for-you-cards").replaceChildren(...films.map((film) => el("li", {}, card(film, false, onMark, follow))));
+  const follow = (film) => sendEvent(film.id, "click", true, FOR_YOU);
+  const cards = films.map((film) => card(film, false, (marked, key) => choose(marked, key, FOR_YOU), follow));
+  $("for-you-cards").replaceChildren(...cards.map((node) => el("li", {}, node)));
   $("for-you").hidden = !films.length;
+  watchAnswer(films.length ? answer.data.request_id : null, user, cards, FOR_YOU);
 }
 
 // `id` moved to the end of `key` (liked or disliked) and out of the other list.

@@ -10,15 +10,18 @@ const FEEDBACK = "/movies/feedback";
 const SHOWN_RATIO = 0.5; // share of a card in view for it to count as shown
 const SHOWN_DELAY_MS = 400; // cards coming into view together (the first screen, a scroll) go as one batch
 
-let watching = null; // { requestId, user, shown: Set of film ids sent or queued, pending: film ids to send, ... }
+export const MAIN = "main"; // the answer of the page's main list
+export const FOR_YOU = "for-you"; // the answer of the "For you" row
 
-// Follows a new answer on screen: `cards` are its recommendation cards (elements with data-id). What the previous
-// answer still had to send goes first.
-export function watchAnswer(requestId, user, cards) {
-  stopWatching();
+const watching = new Map(); // row -> { requestId, user, shown: Set of film ids sent or queued, pending: film ids to send, ... }
+
+// Follows a new answer on screen in `row` (MAIN or FOR_YOU): `cards` are its recommendation cards (elements with
+// data-id). What the row's previous answer still had to send goes first.
+export function watchAnswer(requestId, user, cards, row = MAIN) {
+  stopWatching(row);
   if (!requestId) return; // an answer without an id cannot be given feedback
   const watched = { requestId, user, shown: new Set(), pending: [], timer: 0, observer: null };
-  watching = watched;
+  watching.set(row, watched);
   if (typeof IntersectionObserver !== "function") {
     for (const node of cards) queueShown(watched, Number(node.dataset.id));
     return;
@@ -28,43 +31,38 @@ export function watchAnswer(requestId, user, cards) {
   for (const node of cards) watched.observer.observe(node);
 }
 
-// Sends what is queued and stops following the current answer (none is on screen any more).
-export function stopWatching() {
-  if (!watching) return;
-  watching.observer?.disconnect();
-  flushShown(watching, false);
-  watching = null;
+// Sends what is queued and stops following the answer of `row` (its cards are no longer on screen).
+export function stopWatching(row = MAIN) {
+  const watched = watching.get(row);
+  if (!watched) return;
+  watched.observer?.disconnect();
+  flushShown(watched, false);
+  watching.delete(row);
 }
 
-// One event on a film of the current answer. `leaving`: the page may be left now (a link followed), so the request
+// One event on a film of the answer in `row`. `leaving`: the page may be left now (a link followed), so the request
 // must outlive it. Resolves once the gateway has answered it.
-export function sendEvent(filmId, event, leaving = false) {
-  if (!watching) return Promise.resolve();
-  queueShown(watching, filmId); // acted on, so it was seen, even if never half in view
-  flushShown(watching, leaving);
-  return post([eventOf(watching, filmId, event)], leaving);
+export function sendEvent(filmId, event, leaving = false, row = MAIN) {
+  const watched = watching.get(row);
+  if (!watched) return Promise.resolve();
+  queueShown(watched, filmId); // acted on, so it was seen, even if never half in view
+  flushShown(watched, leaving);
+  return post([eventOf(watched, filmId, event)], leaving);
 }
 
-// One event on a film of an answer the page does not follow (the "For you" row): named by that answer's request_id,
-// so it counts for the version that answered it.
-export function sendAnswerEvent(requestId, user, filmId, event) {
-  const item = { request_id: requestId, film_id: filmId, event };
-  if (user) item.user = user;
-  return post([item], false);
-}
-
-// The person was forgotten: nothing queued in their name is sent, and later events of the answer on screen go
-// without a user (the gateway has unlinked that answer from them too).
+// The person was forgotten: nothing queued in their name is sent, and later events of the answers on screen go
+// without a user (the gateway has unlinked those answers from them too).
 export function unlinkUser() {
-  if (!watching) return;
-  clearTimeout(watching.timer);
-  watching.pending = [];
-  watching.user = null;
+  for (const watched of watching.values()) {
+    clearTimeout(watched.timer);
+    watched.pending = [];
+    watched.user = null;
+  }
 }
 
 // The page is being hidden or left: what is queued goes now, in a request that outlives the page.
 export function flushOnLeave() {
-  if (watching) flushShown(watching, true);
+  for (const watched of watching.values()) flushShown(watched, true);
 }
 
 function onView(watched, entries) {

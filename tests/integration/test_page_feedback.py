@@ -78,12 +78,21 @@ def test_a_like_brings_a_for_you_row(visit: Visit, stack: Stack) -> None:  # noq
     expect(row.locator(".card")).to_have_count(5)
     assert liked_id not in row.locator(".card").evaluate_all("n => n.map(c => c.dataset.id)")
 
-    # Following a "For you" card's link is a click on the "For you" answer, which the gateway accepts.
-    with page.expect_response(lambda r: r.url.endswith("/movies/feedback") and r.request.method == "POST") as sent:
-        follow_title_link(page, row.locator(".card").first)
-    event = (sent.value.request.post_data_json or {})["events"][0]
-    assert event["event"] == "click" and event["request_id"] == request_id
-    assert sent.value.status == 202 and sent.value.json()["accepted"] == 1, sent.value.json()
+    # Its cards in view are `shown`, and following a card's link is a click, each on the "For you" answer.
+    sent: list[tuple[dict, int]] = []
+    page.on("requestfinished", lambda r: _feedback(r, sent))
+    row.scroll_into_view_if_needed()
+    ids = {int(i) for i in row.locator(".card").evaluate_all("n => n.map(c => c.dataset.id)")}
+    followed = int(row.locator(".card").first.get_attribute("data-id") or 0)
+    follow_title_link(page, row.locator(".card").first)
+
+    def of_row(kind: str) -> list[dict]:
+        return [e for body, _ in sent for e in body["events"] if e["event"] == kind and e["request_id"] == request_id]
+
+    page_until(page, lambda: of_row("click") and len(of_row("shown")) >= 2)
+    assert [e["film_id"] for e in of_row("click")] == [followed]
+    assert {e["film_id"] for e in of_row("shown")} <= ids and followed in {e["film_id"] for e in of_row("shown")}
+    assert all(status == 202 for _, status in sent), sent
 
 
 def _alone(response: object) -> bool:
