@@ -185,6 +185,7 @@ bench: venv ## benchmarks against the running stack (after `make up`); figures i
 	$(BIN)/python -m benchmarks.build
 	$(BIN)/python -m benchmarks.ann
 	$(BIN)/python -m benchmarks.scale
+	$(BIN)/python -m benchmarks.title_search
 	$(BIN)/python -m benchmarks.engagement
 	$(BIN)/python -m benchmarks.quality
 

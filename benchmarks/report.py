@@ -502,6 +502,34 @@ def history(results: Results) -> str:
     )
 
 
+def title_search(results: Results) -> str:
+    """Title search and fuzzy matching in process at each catalog size (benchmarks/title_search.py)."""
+    figures = _figures(results, "title_search")
+    if figures is None:
+        return NOT_MEASURED
+    limit, target = figures["limit"], figures["target_p99_ms"]
+    header = ["films", "resolver (memory, build)", "first word", "one letter", "two letters",
+              f"typo (first, in {limit})", f"first half (first, in {limit})", "resolve typo (named)",
+              "target"]  # fmt: skip
+    rows = [
+        [f"{s['films']:,}", f"{s['index']['mb']} MiB, {s['index']['seconds']} s", _ms(s["first word"]),
+         _ms(s["one letter"]), _ms(s["two letters"]), f"{_ms(s['typo'])} ({s['typo']['first']}, {s['typo']['within']})",
+         f"{_ms(s['first half'])} ({s['first half']['first']}, {s['first half']['within']})",
+         f"{_ms(s['resolve typo'])} ({s['resolve typo']['named']})",
+         _target(max(s[kind]["p99_ms"] for kind in ("first word", "one letter", "two letters", "typo", "first half")),
+                 target, f"search p99 ≤ {target:g} ms")]
+        for s in figures["sizes"]
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            table(header, rows),
+            "",
+            f"{figures['queries']} seeded random films per size, one `search(text, {limit})` at a time; p50 / p99, "
+            f"and the share of queries whose film comes first and within the {limit}.",
+        ]
+    )
+
+
 ENGAGEMENT_PATHS = {"local": "local (`learn`, implicit)", "spark": "Spark local[*] (`spark_learn`)"}
 
 
@@ -549,6 +577,7 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "ann": ann,
     "scale": scale,
     "engagement": engagement,
+    "title_search": title_search,
 }
 _SECTION = re.compile(
     r"(?P<start><!-- generated: (?P<name>[a-z_]+) -->\n).*?(?P<end><!-- end generated -->)", re.DOTALL

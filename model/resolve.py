@@ -7,12 +7,14 @@ Order of preference:
    reported as fuzzy;
 3. otherwise no match, with up to `MAX_SUGGESTIONS` close titles.
 
-Bounded work. Fuzzy matching scores a title against every catalog title, so a request buys a bounded number of them:
-`resolve_many` matches fuzzily only the first `fuzzy_limit` titles that match nothing exactly (the engine passes the
-request contract's `MAX_FUZZY_TITLES`), scored together in one batch; the titles after them are matched exactly only
-and come back unmatched, without suggestions. A title longer than `max_chars` (`_LENGTH_FACTOR` times the longest
-catalog title, accents counted as characters of their own: Unicode NFKD) matches nothing, and is neither normalised
-nor scored: what reading one title costs is bounded by the catalog, not by what a client sends.
+Bounded work, whatever the catalog's size. Fuzzy matching scores a title against its candidates from a trigram
+index of the title keys (model/title_index.py), at most `CANDIDATES` of them, never against every title; a search
+tier (exact title, opening) is a lookup or a slice of the sorted titles, of which only the best known are ranked.
+A request buys a bounded number of fuzzy matches: `resolve_many` matches fuzzily only the first `fuzzy_limit` titles
+that match nothing exactly (the engine passes the request contract's `MAX_FUZZY_TITLES`); the titles after them are
+matched exactly only and come back unmatched, without suggestions. A title longer than `max_chars` (`_LENGTH_FACTOR`
+times the longest catalog title, accents counted as characters of their own: Unicode NFKD) matches nothing, and is
+neither normalised nor scored: what reading one title costs is bounded by the catalog, not by what a client sends.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from model.title_index import TitleGrams
+
 FUZZY_THRESHOLD = 80.0
 SUGGESTION_FLOOR = 50.0
 MAX_SUGGESTIONS = 5
@@ -34,6 +38,7 @@ _MIN_PREFIX = 4
 _MIN_FUZZY = 3  # shorter queries ("It") only ever get suggestions: one edit is half the word
 _PREFIX_WEIGHT = 0.9
 _EXACT_TIER = 3  # search tiers (`TitleResolver._tiers`) from this one up are the title itself
+_TIE_LIMIT = 4096  # films of one search tier compared with the text when they tie on notability
 _LAST_CHARACTER = chr(0x10FFFF)  # sorts after every character: text + it bounds the texts that open with text
 _LENGTH_FACTOR = 1.5  # a typed title longer than this many times the longest catalog title matches nothing
 
@@ -98,7 +103,10 @@ class TitleResolver:
                 self._as_listed[title] = (name, key)
         # The longest typed title read, accents counted apart; a longer one matches nothing (`_too_long`).
         self.max_chars = int(_LENGTH_FACTOR * max((len(_decomposed(title)) for title in titles), default=0))
-        self._openings = _openings(self._keys, _MIN_PREFIX)
+        self._year_of = np.asarray([-1 if y is None else y for y in self._years], dtype=np.int64)
+        self._grams = TitleGrams(self._keys, self._notability)
+        span = self._notability.max(initial=0.0) - self._notability.min(initial=0.0)
+        self._notability_span = float(span) + 1.0  # more than any two films' notabilities differ
         self._names_sorted = _sorted_with_rows(self._names)
         self._keys_sorted = _sorted_with_rows(self._keys)
 
@@ -125,23 +133,56 @@ class TitleResolver:
         """Up to `limit` (row, score 0-100) for a title search (autocomplete), best first, as a person expects: the
         title exactly as typed ("Heat": Heat before The Heat), the title up to its leading article, titles that start
         with the text as typed, then without its article, then fuzzy matches by score. Ties go to the better-known
-        film, so every film of a shared title is listed, the better-known first, and a user can pick among them."""
+        film, so every film of a shared title is listed, the better-known first, and a user can pick among them.
+
+        Each tier is a lookup or a slice of the sorted titles, of which only the best `limit` are ranked; the fuzzy
+        matches are scored among the trigram index's candidates (model/title_index.py), never among all titles."""
         text, year = _split_year(text, None)
         name = normalize_title(text)
         key = _LEADING_ARTICLE.sub("", name)
-        if not key:
+        if not key or limit <= 0:
             return []
-        scores, whole = self._scores([name], [key])
-        scores, whole = scores[0], whole[0]
-        tier = np.zeros(len(self._keys), dtype=np.int8)
-        for level, rows in enumerate(self._tiers(name, key), start=1):
-            tier[rows] = level
-        scores[tier >= _EXACT_TIER] = whole[tier >= _EXACT_TIER] = 100.0
-        pool = np.flatnonzero((scores >= SUGGESTION_FLOOR) | (tier > 0))
-        fuzzy = np.where(tier[pool] > 0, 0.0, scores[pool])  # within a tier of its own, only notability counts
-        same_year = np.asarray([year is not None and self._years[p] == year for p in pool], dtype=np.float64)
-        order = np.lexsort((-whole[pool], -self._notability[pool], -fuzzy, -same_year, -tier[pool]))
-        return [(int(p), float(min(scores[p], 100.0))) for p in pool[order][:limit]]
+        found: list[tuple[int, float]] = []
+        for level, rows in reversed(list(enumerate(self._tiers(name, key), start=1))):
+            if len(found) >= limit:
+                break
+            taken = {row for row, _ in found}
+            exact = level >= _EXACT_TIER
+            best = self._best_known(np.asarray(rows, dtype=np.intp), limit, name, key, year, exact)
+            new = np.asarray([row for row in best.tolist() if row not in taken][: limit - len(found)], dtype=np.intp)
+            scores = np.full(len(new), 100.0) if exact else self._candidate_scores(name, key, new)[0]
+            found += [(int(row), float(min(score, 100.0))) for row, score in zip(new, scores, strict=True)]
+        if len(found) < limit:
+            taken = {row for row, _ in found}
+            rows = np.asarray([row for row in self._grams.candidates(key).tolist() if row not in taken], dtype=np.intp)
+            scores, whole = self._candidate_scores(name, key, rows)
+            kept = scores >= SUGGESTION_FLOOR
+            rows, scores, whole = rows[kept], scores[kept], whole[kept]
+            same_year = (self._year_of[rows] == year) if year is not None else np.zeros(len(rows), dtype=bool)
+            same_year = same_year.astype(np.float64)
+            order = np.lexsort((-whole, -self._notability[rows], -scores, -same_year))[: limit - len(found)]
+            found += [(int(rows[i]), float(min(scores[i], 100.0))) for i in order]
+        return found
+
+    def _best_known(
+        self, rows: np.ndarray, count: int, name: str, key: str, year: int | None, exact: bool
+    ) -> np.ndarray:
+        """The `count` first of `rows` (one search tier) in the tier's order: the given year's films first, then the
+        better known, then the closer whole title. Only the rows that can be among them (the best known, ties
+        included, at most `_TIE_LIMIT` of them) are compared with the text."""
+        if len(rows) == 0:
+            return rows
+        same_year = (self._year_of[rows] == year) if year is not None else np.zeros(len(rows), dtype=bool)
+        same_year = same_year.astype(np.float64)
+        if len(rows) > count:
+            # the year first, then notability: one number that orders both (the year outweighs any notability)
+            rank = self._notability[rows] + same_year * self._notability_span
+            cut = np.partition(-rank, count - 1)[count - 1]
+            ties = np.flatnonzero(-rank == cut)[:_TIE_LIMIT]
+            near = np.concatenate([np.flatnonzero(-rank < cut), ties])
+            rows, same_year = rows[near], same_year[near]
+        whole = np.zeros(len(rows)) if exact else self._candidate_scores(name, key, rows)[1]
+        return rows[np.lexsort((-whole, -self._notability[rows], -same_year))][:count]
 
     def _tiers(self, name: str, key: str) -> tuple[list[int] | np.ndarray, ...]:
         """The rows of each search tier, weakest first: key opens the title's key, name opens the title, the key
@@ -189,48 +230,48 @@ class TitleResolver:
                 positions = same_year
         return max(positions, key=lambda p: (self._notability[p], -p))
 
-    def _scores(self, names: list[str], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(score, whole-title ratio) of each query (a row) against each catalog row (a column), 0-100.
+    def _candidate_scores(self, name: str, key: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score, whole-title ratio) of a query against each of `rows`, 0-100.
 
         Score: the edit-distance ratio of query and title, or, for a query of `_MIN_PREFIX` characters or more,
         0.9 x the ratio of the query and the title's opening of the same length ("shawshank" finds "The Shawshank
         Redemption"). Partial matching the other way round (a short title inside the query) is not used: it would
         match "godfahter" to "Go". Titles are compared with and without their leading article ("teh matrix").
-        The queries are scored together: one rapidfuzz call per kind of comparison (and per query length, for
-        openings), not one per query.
         """
-        whole = np.maximum(_ratios(keys, self._keys), _ratios(names, self._names))
+        keys = [self._keys[row] for row in rows.tolist()]
+        whole = np.maximum(_ratios(key, keys), _ratios(name, [self._names[row] for row in rows.tolist()]))
         scores = whole.copy()
-        for length in {len(key) for key in keys} & self._openings.keys():
-            rows, openings, which = self._openings[length]
-            queries = [i for i, key in enumerate(keys) if len(key) == length]
-            prefix = _ratios([keys[i] for i in queries], openings)[:, which] * _PREFIX_WEIGHT
-            block = np.ix_(queries, rows)
-            scores[block] = np.maximum(scores[block], prefix)
-        return scores.astype(np.float64), whole.astype(np.float64)
+        if len(key) >= _MIN_PREFIX:
+            longer = [i for i, choice in enumerate(keys) if len(choice) > len(key)]
+            if longer:
+                prefix = _ratios(key, [keys[i][: len(key)] for i in longer]) * _PREFIX_WEIGHT
+                scores[longer] = np.maximum(scores[longer], prefix)
+        return scores, whole
 
     def _fuzzy(self, read: list[tuple[str, str, int | None]]) -> list[Resolution]:
-        """Each (name, key, year) read from a typed title as a fuzzy match or suggestions, scored together."""
-        if not read:
-            return []
-        scores, whole = self._scores([name for name, _, _ in read], [key for _, key, _ in read])
-        return [
-            _by_score(self._ranked(row_scores, row_whole, year), len(key))
-            for row_scores, row_whole, (_, key, year) in zip(scores, whole, read, strict=True)
-        ]
+        """Each (name, key, year) read from a typed title as a fuzzy match or suggestions, scored among the trigram
+        index's candidates for it."""
+        found = []
+        for name, key, year in read:
+            rows = self._grams.candidates(key).astype(np.intp)
+            scores, whole = self._candidate_scores(name, key, rows)
+            found.append(_by_score(self._ranked(rows, scores, whole, year), len(key)))
+        return found
 
-    def _ranked(self, scores: np.ndarray, whole: np.ndarray, year: int | None) -> list[tuple[int, float]]:
+    def _ranked(
+        self, rows: np.ndarray, scores: np.ndarray, whole: np.ndarray, year: int | None
+    ) -> list[tuple[int, float]]:
         """Candidate rows of one query with their scores, best first; one row per distinct title (its best film)."""
         pool = np.flatnonzero(scores >= SUGGESTION_FLOOR)
         # Ties (several sequels share an opening) go to the better-known film, then to the closest whole title.
-        order = np.lexsort((-whole[pool], -self._notability[pool], -scores[pool]))
+        order = np.lexsort((-whole[pool], -self._notability[rows[pool]], -scores[pool]))
         ranked: list[tuple[int, float]] = []
         seen: set[str] = set()
-        for position in pool[order]:
-            choice = self._keys[position]
+        for i in pool[order]:
+            choice = self._keys[rows[i]]
             if choice not in seen:
                 seen.add(choice)
-                ranked.append((self._pick(self._by_key[choice], year), float(scores[position])))
+                ranked.append((self._pick(self._by_key[choice], year), float(scores[i])))
             if len(ranked) == MAX_SUGGESTIONS:
                 break
         return ranked
@@ -245,27 +286,9 @@ def _by_score(ranked: list[tuple[int, float]], key_length: int) -> Resolution:
     return Resolution(None, None, ranked[0][1] if ranked else 0.0, suggestions)
 
 
-def _ratios(queries: list[str], choices: list[str]) -> np.ndarray:
-    """The edit-distance ratio (0-100) of each query (a row) and each choice (a column), as float32; on every core for
-    several queries (for one, starting the threads costs more than they save)."""
-    workers = -1 if len(queries) > 1 else 1
-    return process.cdist(queries, choices, scorer=fuzz.ratio, dtype=np.float32, workers=workers)
-
-
-def _openings(keys: list[str], min_length: int) -> dict[int, tuple[np.ndarray, list[str], np.ndarray]]:
-    """For each query length from `min_length` up: the rows whose key is longer, the distinct openings of that length
-    among their keys, and each row's opening as an index into those. Built once, so that scoring a query compares it
-    with each distinct opening once ("star" opens dozens of titles) and slices no title."""
-    lengths = np.fromiter(map(len, keys), np.int64, len(keys))
-    by_length = np.argsort(lengths, kind="stable")
-    sorted_lengths = lengths[by_length]
-    table: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}
-    for length in range(min_length, int(lengths.max(initial=0))):
-        rows = by_length[np.searchsorted(sorted_lengths, length, side="right") :]
-        openings = [keys[row][:length] for row in rows.tolist()]
-        distinct = {opening: i for i, opening in enumerate(dict.fromkeys(openings))}
-        table[length] = (rows, list(distinct), np.fromiter(map(distinct.__getitem__, openings), np.intp, len(rows)))
-    return table
+def _ratios(query: str, choices: list[str]) -> np.ndarray:
+    """The edit-distance ratio (0-100) of `query` and each of `choices`."""
+    return process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.float32, workers=1)[0].astype(np.float64)
 
 
 def _sorted_with_rows(texts: list[str]) -> tuple[list[str], np.ndarray]:
